@@ -1,0 +1,450 @@
+package config
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Pos is a position in a configuration file. Line and Column start at 1.
+type Pos struct {
+	File   string
+	Line   int
+	Column int
+}
+
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
+
+// Error is one problem found in a configuration file.
+type Error struct {
+	Pos  Pos
+	Path string // key path such as virtual_services[0].port; empty for the document
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Pos, e.Path, e.Msg)
+}
+
+// Errors is every problem found in one file. It is returned as an error
+// only when it holds at least one entry.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Err returns es as an error, or nil when it is empty. The entries are
+// sorted by position.
+func (es Errors) Err() error {
+	if len(es) == 0 {
+		return nil
+	}
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i].Pos, es[j].Pos
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+	return es
+}
+
+// AsErrors returns the individual problems held by err: the entries of an
+// Errors, a single *Error, or nil when err holds neither.
+func AsErrors(err error) Errors {
+	var es Errors
+	if errors.As(err, &es) {
+		return es
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return Errors{e}
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as in Go ("2s", "1m30s", "250ms").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration such as 2s, 500ms or 1m30s, got %q", string(b))
+	}
+	if v < 0 {
+		return fmt.Errorf("duration must not be negative, got %q", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in Go notation.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Doc remembers where each key path of a decoded file stands, so that
+// validation done after decoding can name file:line:column too.
+type Doc struct {
+	File string
+	pos  map[string]Pos
+	keys []string // top-level keys in file order
+}
+
+// Pos returns the position of path, or of its nearest ancestor that the
+// file holds (a missing key is reported where its parent is).
+func (d *Doc) Pos(path string) Pos {
+	if d == nil {
+		return Pos{}
+	}
+	for p := path; ; p = parentPath(p) {
+		if pos, ok := d.pos[p]; ok {
+			return pos
+		}
+		if p == "" {
+			return Pos{File: d.File}
+		}
+	}
+}
+
+// Has reports whether the file sets path explicitly.
+func (d *Doc) Has(path string) bool {
+	if d == nil {
+		return false
+	}
+	_, ok := d.pos[path]
+	return ok
+}
+
+// TopKeys returns the top-level keys of the file in the order written.
+func (d *Doc) TopKeys() []string {
+	if d == nil {
+		return nil
+	}
+	return append([]string(nil), d.keys...)
+}
+
+// Errorf builds an Error at path.
+func (d *Doc) Errorf(path, format string, args ...any) *Error {
+	return &Error{Pos: d.Pos(path), Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// Join builds a child key path.
+func Join(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+// Index builds the key path of a sequence element.
+func Index(parent string, i int) string { return parent + "[" + strconv.Itoa(i) + "]" }
+
+// Load reads path and decodes it into out, which must be a pointer to a
+// struct. See Decode.
+func Load(path string, out any) (*Doc, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &Doc{File: path}, fmt.Errorf("read config: %w", err)
+	}
+	return Decode(path, data, out)
+}
+
+// Decode parses data strictly into out: an unknown key, a repeated key, a
+// value of the wrong type and a bad duration are all errors. All problems
+// are returned together as Errors. The returned Doc is usable even when
+// decoding failed.
+func Decode(name string, data []byte, out any) (*Doc, error) {
+	doc := &Doc{File: name, pos: map[string]Pos{}}
+	rv := reflect.ValueOf(out)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return doc, fmt.Errorf("config.Decode: out must be a non-nil pointer, got %T", out)
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return doc, Errors{{Pos: Pos{File: name}, Msg: "file is empty"}}.Err()
+		}
+		return doc, Errors{syntaxError(name, err)}.Err()
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return doc, Errors{{Pos: Pos{File: name, Line: extra.Line, Column: extra.Column}, Msg: "only one YAML document is allowed"}}.Err()
+	}
+	d := &decoder{doc: doc}
+	node := &root
+	if node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
+		node = node.Content[0]
+	}
+	if node.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			doc.keys = append(doc.keys, node.Content[i].Value)
+		}
+	}
+	doc.pos[""] = Pos{File: name, Line: node.Line, Column: node.Column}
+	d.decode(node, rv.Elem(), "")
+	return doc, d.errs.Err()
+}
+
+func syntaxError(name string, err error) *Error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 0
+	if strings.HasPrefix(msg, "line ") {
+		rest := msg[len("line "):]
+		if i := strings.Index(rest, ":"); i > 0 {
+			if n, convErr := strconv.Atoi(rest[:i]); convErr == nil {
+				line = n
+				msg = strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	return &Error{Pos: Pos{File: name, Line: line, Column: 1}, Msg: "YAML syntax: " + msg}
+}
+
+type decoder struct {
+	doc  *Doc
+	errs Errors
+}
+
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{
+		Pos:  Pos{File: d.doc.File, Line: n.Line, Column: n.Column},
+		Path: path,
+		Msg:  fmt.Sprintf(format, args...),
+	})
+}
+
+var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if v.Kind() == reflect.Pointer {
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, path, "want a single value, got %s", kindName(n))
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+			d.fail(n, path, "%v", err)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, path, "want a list, got %s", kindName(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			p := Index(path, i)
+			d.doc.pos[p] = Pos{File: d.doc.File, Line: c.Line, Column: c.Column}
+			d.decode(c, s.Index(i), p)
+		}
+		v.Set(s)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, path, "want a mapping, got %s", kindName(n))
+			return
+		}
+		if v.Type().Key().Kind() != reflect.String {
+			d.fail(n, path, "unsupported map key type %s", v.Type().Key())
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			p := Join(path, k.Value)
+			d.doc.pos[p] = Pos{File: d.doc.File, Line: k.Line, Column: k.Column}
+			ev := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, ev, p)
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), ev)
+		}
+		v.Set(m)
+	default:
+		d.decodeScalar(n, v, path)
+	}
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "want a mapping, got %s", kindName(n))
+		return
+	}
+	fields := structFields(v.Type())
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		p := Join(path, k.Value)
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k, path, "keys must be plain words")
+			continue
+		}
+		idx, ok := fields[k.Value]
+		if !ok {
+			d.fail(k, p, "unknown key %q (known keys here: %s)", k.Value, strings.Join(sortedKeys(fields), ", "))
+			continue
+		}
+		if seen[k.Value] {
+			d.fail(k, p, "key %q is set twice", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		d.doc.pos[p] = Pos{File: d.doc.File, Line: k.Line, Column: k.Column}
+		d.decode(val, v.FieldByIndex(idx), p)
+	}
+}
+
+func structFields(t reflect.Type) map[string][]int {
+	out := map[string][]int{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
+			for k, idx := range structFields(f.Type) {
+				out[k] = append([]int{i}, idx...)
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = []int{i}
+	}
+	return out
+}
+
+func sortedKeys(m map[string][]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, "want a single value, got %s", kindName(n))
+		return
+	}
+	if n.Tag == "!!null" {
+		return
+	}
+	s := n.Value
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		switch strings.ToLower(s) {
+		case "true", "yes", "on":
+			v.SetBool(true)
+		case "false", "no", "off":
+			v.SetBool(false)
+		default:
+			d.fail(n, path, "want true or false, got %q", s)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		x, err := strconv.ParseInt(s, 0, v.Type().Bits())
+		if err != nil || n.Tag == "!!str" && n.Style != 0 {
+			d.fail(n, path, "want a whole number, got %q", s)
+			return
+		}
+		v.SetInt(x)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		x, err := strconv.ParseUint(s, 0, v.Type().Bits())
+		if err != nil || n.Tag == "!!str" && n.Style != 0 {
+			max := uint64(1)<<v.Type().Bits() - 1
+			d.fail(n, path, "want a whole number from 0 to %d, got %q", max, s)
+			return
+		}
+		v.SetUint(x)
+	case reflect.Float32, reflect.Float64:
+		x, err := strconv.ParseFloat(s, v.Type().Bits())
+		if err != nil {
+			d.fail(n, path, "want a number, got %q", s)
+			return
+		}
+		v.SetFloat(x)
+	default:
+		d.fail(n, path, "unsupported field type %s", v.Type())
+	}
+}

@@ -1,12 +1,197 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
-// newDirectorCmd is replaced when the director role lands.
+	"github.com/spf13/cobra"
+
+	"github.com/lvs-node/lvs-node/director"
+	"github.com/lvs-node/lvs-node/internal/config"
+)
+
+const defaultDirectorConfig = "/etc/lvs-node/director.yaml"
+
 func newDirectorCmd() *cobra.Command {
-	return &cobra.Command{
+	var (
+		path     string
+		once     bool
+		dryRun   bool
+		logLevel string
+	)
+	cmd := &cobra.Command{
 		Use:   "director",
 		Short: "Program kernel IPVS from a YAML file and keep it that way",
-		RunE:  func(*cobra.Command, []string) error { return notBuilt("the director role") },
+		Long: `lvs-node director makes the kernel's IPVS table match the configuration file,
+then repairs drift every resync_interval. SIGHUP or "lvs-node director reload"
+re-reads the file; a file that does not validate changes nothing.
+
+Services lvs-node did not create and that the file does not name are never
+touched. Stopping the daemon leaves the IPVS table in place, so a restart
+drops no connection; "lvs-node director down" removes what lvs-node owns.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newDirectorLogger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadDirectorConfig(path, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if dryRun {
+				return directorDryRun(ctx, cfg, cmd.OutOrStdout())
+			}
+			e, closeFn, err := director.OpenSystem(cfg, log)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			if once {
+				start := time.Now()
+				ops, err := e.Apply(ctx, cfg)
+				if err != nil {
+					return fmt.Errorf("apply (%d changes made): %w", len(ops), err)
+				}
+				log.Info("applied", "changes", len(ops), "took", time.Since(start).Round(time.Millisecond))
+				return nil
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			d := &director.Daemon{Path: path, Engine: e, Log: log, Hup: hup}
+			return d.Run(ctx, cfg)
+		},
 	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultDirectorConfig, "configuration file")
+	cmd.Flags().BoolVar(&once, "once", false, "apply the configuration once and exit")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the planned changes as ipvsadm arguments and change nothing")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.MarkFlagsMutuallyExclusive("once", "dry-run")
+	cmd.AddCommand(newDirectorReloadCmd(), newDirectorDownCmd())
+	return cmd
+}
+
+func newDirectorReloadCmd() *cobra.Command {
+	var path, socket string
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Ask the running director to re-read its configuration file",
+		Long: `reload validates the file first and reports every problem; the running director
+then re-reads it through its control socket (listen.control). The socket only
+triggers the reload: the daemon reads the file itself.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if socket == "" {
+				cfg, err := loadDirectorConfig(path, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				socket = cfg.Listen.ControlPath()
+				if socket == "" {
+					return errors.New("listen.control is off in the configuration: send SIGHUP instead")
+				}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
+			defer cancel()
+			if err := director.RequestReload(ctx, socket); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "reloaded")
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultDirectorConfig, "configuration file (validated, and names the control socket)")
+	cmd.Flags().StringVar(&socket, "socket", "", "control socket (default: listen.control of the configuration)")
+	return cmd
+}
+
+func newDirectorDownCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Remove the IPVS services, marks and VIPs lvs-node owns and restore sysctls",
+		Long: `down deletes every virtual service lvs-node created or adopted (as recorded in
+the state directory), its nftables table and bound VIPs, and restores the
+sysctls it changed. Services it does not own are left alone. Stop the daemon
+first, or it will put everything back at the next resync.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadDirectorConfig(path, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			e, closeFn, err := director.OpenSystem(cfg, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ops, err := e.Down(cmd.Context())
+			for _, op := range ops {
+				fmt.Fprintln(cmd.OutOrStdout(), director.FormatOp(op))
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultDirectorConfig, "configuration file (names the state directory)")
+	return cmd
+}
+
+// loadDirectorConfig loads path and prints every problem, one per line.
+func loadDirectorConfig(path string, stderr io.Writer) (*director.Config, error) {
+	cfg, _, err := director.LoadConfig(path)
+	if err == nil {
+		return cfg, nil
+	}
+	if es := config.AsErrors(err); len(es) > 0 {
+		for _, e := range es {
+			fmt.Fprintln(stderr, e.Error())
+		}
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %d problem(s), nothing changed", path, len(es))}
+	}
+	return nil, err
+}
+
+func directorDryRun(ctx context.Context, cfg *director.Config, out io.Writer) error {
+	e, closeFn, err := director.OpenKernel(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	ops, marks, err := e.Plan(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		fmt.Fprintln(out, director.FormatOp(op))
+	}
+	for _, m := range marks {
+		ports := make([]string, len(m.Ports))
+		for i, p := range m.Ports {
+			ports[i] = fmt.Sprint(p)
+		}
+		fmt.Fprintf(out, "# nftables %s: mark %s to %s port %s with %d (service %s)\n", cfg.Director.NFTable, m.Protocol, m.VIP, strings.Join(ports, ","), m.Mark, m.Name)
+	}
+	if len(ops) == 0 {
+		fmt.Fprintln(out, "# the IPVS table already matches the configuration")
+	}
+	return nil
+}
+
+func newDirectorLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

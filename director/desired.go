@@ -1,0 +1,152 @@
+package director
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/lvs-node/lvs-node/internal/ipvs"
+)
+
+// MarkRule asks the firewall to mark packets to VIP on one of Ports (0:
+// every port) of Protocol with Mark, so that the firewall-mark service
+// Mark balances them.
+type MarkRule struct {
+	Name     string
+	VIP      netip.Addr
+	Protocol ipvs.Protocol
+	Ports    []uint16
+	Mark     uint32
+}
+
+// Plan is what a Config asks of the kernel.
+type Plan struct {
+	Table *ipvs.Table
+	Marks []MarkRule
+	Names map[ipvs.ServiceKey]string // service key (normalised) -> virtual service name
+	VIPs  []netip.Addr               // addresses to bind on the VIP interface
+}
+
+// Desired builds the IPVS table and mark rules that cfg asks for. marks
+// gives the firewall mark of every ports: service by name (see
+// AllocateMarks).
+func Desired(cfg *Config, marks map[string]uint32) (*Plan, error) {
+	p := &Plan{Table: &ipvs.Table{Services: make([]ipvs.ServiceEntry, 0, len(cfg.VirtualServices))}, Names: map[ipvs.ServiceKey]string{}}
+	for i := range cfg.VirtualServices {
+		vs := &cfg.VirtualServices[i]
+		svc := ipvs.Service{
+			ServiceKey: ipvs.ServiceKey{Family: vs.family},
+			Scheduler:  vs.Scheduler,
+			Flags:      vs.flags,
+			Timeout:    vs.timeout,
+			Netmask:    vs.netmask,
+		}
+		switch {
+		case vs.FWMark != nil:
+			svc.FWMark = *vs.FWMark
+		case vs.Ports != nil:
+			m, ok := marks[vs.Name]
+			if !ok || m == 0 {
+				return nil, fmt.Errorf("service %s: no firewall mark allocated", vs.Name)
+			}
+			svc.FWMark = m
+			p.Marks = append(p.Marks, MarkRule{Name: vs.Name, VIP: vs.vip, Protocol: vs.proto, Ports: slices.Clone(vs.Ports), Mark: m})
+		default:
+			svc.Protocol = vs.proto
+			svc.Addr = vs.vip
+			svc.Port = *vs.Port
+		}
+		svc.ServiceKey = normKey(svc.ServiceKey)
+		if vs.BindVIP && !slices.Contains(p.VIPs, vs.vip) {
+			p.VIPs = append(p.VIPs, vs.vip)
+		}
+		e := ipvs.ServiceEntry{Service: svc, Dests: make([]ipvs.DestEntry, 0, len(vs.RealServers))}
+		for j := range vs.RealServers {
+			rs := &vs.RealServers[j]
+			d := ipvs.Destination{
+				DestKey:        ipvs.DestKey{Addr: rs.addr, Port: *rs.Port},
+				Forward:        rs.forward,
+				Weight:         int32(*rs.Weight),
+				UpperThreshold: rs.UpperThreshold,
+				LowerThreshold: rs.LowerThreshold,
+			}
+			if rs.forward == ipvs.Tunnel {
+				d.TunType = rs.tunType
+				d.TunPort = rs.TunnelPort
+			}
+			e.Dests = append(e.Dests, ipvs.DestEntry{Destination: d})
+		}
+		p.Names[svc.ServiceKey] = vs.Name
+		p.Table.Services = append(p.Table.Services, e)
+	}
+	return p, nil
+}
+
+// UsesNAT reports whether any real server is forwarded by NAT, per family.
+func (c *Config) UsesNAT() (v4, v6 bool) {
+	for _, vs := range c.VirtualServices {
+		for _, rs := range vs.RealServers {
+			if rs.forward == ipvs.Masq {
+				if vs.family == afInet6 {
+					v6 = true
+				} else {
+					v4 = true
+				}
+			}
+		}
+	}
+	return v4, v6
+}
+
+// AllocateMarks gives every ports: service of cfg a firewall mark from the
+// auto_fwmark range. A service keeps the mark recorded for its name in
+// prev while that mark is still free; marks named by fwmark: services
+// and those in taken (marks of services lvs-node does not own) are never
+// handed out.
+func AllocateMarks(cfg *Config, prev map[string]uint32, taken map[uint32]bool) (map[string]uint32, error) {
+	used := map[uint32]bool{}
+	for m := range taken {
+		used[m] = true
+	}
+	for _, vs := range cfg.VirtualServices {
+		if vs.FWMark != nil {
+			used[*vs.FWMark] = true
+		}
+	}
+	r := cfg.Director.AutoFWMark
+	out := map[string]uint32{}
+	var need []string
+	for _, vs := range cfg.VirtualServices {
+		if vs.Ports == nil {
+			continue
+		}
+		if m, ok := prev[vs.Name]; ok && m >= r.First && m <= r.Last && !used[m] {
+			out[vs.Name] = m
+			used[m] = true
+			continue
+		}
+		need = append(need, vs.Name)
+	}
+	next := uint64(r.First)
+	for _, name := range need {
+		for next <= uint64(r.Last) && used[uint32(next)] {
+			next++
+		}
+		if next > uint64(r.Last) {
+			return nil, fmt.Errorf("auto_fwmark range %d-%d is exhausted", r.First, r.Last)
+		}
+		out[name] = uint32(next)
+		used[uint32(next)] = true
+	}
+	return out, nil
+}
+
+// normKey puts a service key in the form used for comparison: the kernel
+// reports firewall-mark services with protocol TCP and no address, so
+// only the family and the mark identify them.
+func normKey(k ipvs.ServiceKey) ipvs.ServiceKey {
+	if k.FWMark != 0 {
+		return ipvs.ServiceKey{Family: k.Family, FWMark: k.FWMark}
+	}
+	return k
+}

@@ -1,0 +1,24 @@
+// Package director makes the kernel's IPVS table match a reviewed YAML
+// file and keeps it that way without disrupting traffic.
+//
+// The pieces, each usable on its own:
+//
+//   - LoadConfig decodes director.yaml strictly, fills defaults and
+//     validates it, returning every problem with file:line:column.
+//   - Desired turns a Config into the IPVS table it asks for, plus the
+//     nftables firewall-mark rules of multi-port services.
+//   - Diff compares a desired table with the kernel's as a pure function
+//     and returns the minimal, ordered list of operations. It never touches
+//     a service lvs-node does not own, and edits a service whose key is
+//     unchanged in place (deleting and re-adding it would drop its
+//     connections).
+//   - Engine applies a Config through small interfaces (kernel, marker,
+//     sysctls), records ownership and firewall-mark allocations in the
+//     state directory, and repairs drift on each resync.
+//   - Daemon runs an Engine: periodic resync, reload on SIGHUP or through
+//     the control socket, and a read-only Prometheus endpoint.
+//
+// Stopping the daemon leaves the IPVS table, the nftables rules and the
+// sysctls in place, so a restart drops no connection; Engine.Down removes
+// what lvs-node owns and restores the sysctls it changed.
+package director

@@ -1,0 +1,164 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lvs-node/lvs-node/director"
+	"github.com/lvs-node/lvs-node/lab/topo"
+)
+
+// variedRules builds a table that exercises every part of ipvsadm's
+// layouts: TCP, UDP and SCTP services, IPv4 and IPv6, firewall marks of
+// both families, persistence with netmasks, sh/mh scheduler flags,
+// one-packet scheduling, DR, NAT and the three tunnel types, weight 0,
+// thresholds, and VIPs more than 2^31 apart so that ipvsadm's sorting
+// quirk shows (172.16/12 and 192.168/16 list before 10/8).
+var variedRules = []string{
+	"-A -t 10.0.0.1:80 -s wlc",
+	"-a -t 10.0.0.1:80 -r 10.0.1.12:80 -g -w 1",
+	"-a -t 10.0.0.1:80 -r 10.0.1.11:80 -g -w 100",
+	"-A -t 10.0.0.1:443 -s sh -p 360 -M 255.255.255.0 -b sh-fallback,sh-port",
+	"-a -t 10.0.0.1:443 -r 10.0.1.11:443 -g",
+	"-A -u 10.0.0.2:53 -s rr -o",
+	"-a -u 10.0.0.2:53 -r 10.0.2.11:5353 -m -w 5",
+	"-a -u 10.0.0.2:53 -r 10.0.2.12:5353 -m -w 0 -x 100 -y 50",
+	"-A -f 10 -s wrr -p 600",
+	"-a -f 10 -r 10.0.1.13:0 -i -w 2",
+	"-a -f 10 -r 10.0.1.14:0 -i -w 3 --tun-type gue --tun-port 6080 --tun-csum",
+	"-a -f 10 -r 10.0.1.15:0 -i -w 1 --tun-type gre",
+	"-A -t [2001:db8::1]:80 -s mh -b mh-port",
+	"-a -t [2001:db8::1]:80 -r [2001:db8::11]:80 -g",
+	"-a -t [2001:db8::1]:80 -r [2001:db8:0:1::1]:80 -g -w 9",
+	"-A -f 20 -6 -s lc -p 60 -M 64",
+	"-a -f 20 -6 -r [2001:db8::12]:0 -g -w 0",
+	"-A -t 192.168.10.5:8080 -s wlc",
+	"-a -t 192.168.10.5:8080 -r 192.168.10.21:8080 -m",
+	"-A -t 172.16.0.9:25 -s rr",
+	"-a -t 172.16.0.9:25 -r 172.16.1.1:25 -m",
+	"-a -t 172.16.0.9:25 -r 10.9.9.9:2525 -m -w 4",
+	"-A --sctp-service 10.0.0.3:3868 -s rr",
+	"-a --sctp-service 10.0.0.3:3868 -r 10.0.1.11:3868 -g",
+	"-A -t 10.0.0.4:0 -s wlc -p 30",
+	"-a -t 10.0.0.4:0 -r 10.0.1.16:0 -g",
+}
+
+// stdout runs a command on h and returns its standard output only.
+func stdout(t *testing.T, h *topo.Host, stdin string, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := h.Command(ctx, name, args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, errb.String())
+	}
+	return string(out)
+}
+
+// TestIpvsadmCompat checks lvs-node's ipvsadm-compatible outputs against
+// Debian's ipvsadm on the same kernel table.
+func TestIpvsadmCompat(t *testing.T) {
+	modprobe(t, "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_sh", "ip_vs_mh")
+	l := topo.New(t)
+	lan := l.Net("lan", "10.0.0.0/24")
+	dir := l.Host("dir", topo.On(lan, "10.0.0.254"))
+
+	for _, r := range variedRules {
+		dir.MustRun(t, "ipvsadm", strings.Fields(r)...)
+	}
+
+	// Listings: every layout byte for byte.
+	for _, layout := range [][]string{
+		{}, {"--stats"}, {"--rate"}, {"--thresholds"}, {"--persistent-conn"}, {"--tun-info"},
+		{"--stats", "--exact"}, {"--nosort"},
+	} {
+		want := stdout(t, dir, "", "ipvsadm", append([]string{"-Ln"}, layout...)...)
+		got := stdout(t, dir, "", "lvs-node", append([]string{"ipvs", "list"}, layout...)...)
+		if got != want {
+			t.Errorf("lvs-node ipvs list %s differs from ipvsadm -Ln %s\n--- lvs-node\n%s--- ipvsadm\n%s",
+				strings.Join(layout, " "), strings.Join(layout, " "), got, want)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	before := stdout(t, dir, "", "ipvsadm", "-Ln")
+	if n := strings.Count(before, "\n  -> ") - 1; n != strings.Count(strings.Join(variedRules, "\n"), "-a ") {
+		t.Fatalf("table holds %d real servers, want every -a rule:\n%s", n, before)
+	}
+
+	// JSON: the same services and real servers.
+	var doc struct {
+		Services []struct {
+			RealServers []struct{} `json:"real_servers"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(stdout(t, dir, "", "lvs-node", "ipvs", "list", "--json")), &doc); err != nil {
+		t.Fatalf("--json: %v", err)
+	}
+	nsvc, ndest := 0, 0
+	for _, s := range doc.Services {
+		nsvc++
+		ndest += len(s.RealServers)
+	}
+	if wantS, wantD := strings.Count(before, "\nTCP ")+strings.Count(before, "\nUDP ")+strings.Count(before, "\nSCTP ")+strings.Count(before, "\nFWM "),
+		strings.Count(before, "\n  -> ")-1; nsvc != wantS || ndest != wantD {
+		t.Errorf("--json has %d services and %d real servers, ipvsadm lists %d and %d", nsvc, ndest, wantS, wantD)
+	}
+
+	// Save: identical to ipvsadm -Sn, and ipvsadm -R rebuilds the table.
+	saved := stdout(t, dir, "", "lvs-node", "ipvs", "save")
+	if want := stdout(t, dir, "", "ipvsadm", "-Sn"); saved != want {
+		t.Errorf("lvs-node ipvs save differs from ipvsadm -Sn\n--- lvs-node\n%s--- ipvsadm\n%s", saved, want)
+	}
+	dir.MustRun(t, "ipvsadm", "-C")
+	if empty := stdout(t, dir, "", "ipvsadm", "-Ln"); strings.Contains(empty, "->") {
+		t.Fatalf("ipvsadm -C left entries:\n%s", empty)
+	}
+	stdout(t, dir, saved, "ipvsadm", "-R")
+	// Thresholds are not part of ipvsadm's save format; everything else
+	// must come back identical.
+	after := stdout(t, dir, "", "ipvsadm", "-Ln")
+	if after != before {
+		t.Errorf("ipvsadm -R of lvs-node ipvs save did not recreate the table\n--- after\n%s--- before\n%s", after, before)
+	}
+	if got := stdout(t, dir, "", "lvs-node", "ipvs", "list"); got != after {
+		t.Errorf("after restore, lvs-node ipvs list differs\n--- lvs-node\n%s--- ipvsadm\n%s", got, after)
+	}
+
+	// Import: ipvsadm -Sn output becomes a valid director config holding
+	// every service that the director can express.
+	yml := stdout(t, dir, stdout(t, dir, "", "ipvsadm", "-Sn"), "lvs-node", "import", "ipvsadm", "-")
+	path := filepath.Join(t.TempDir(), "director.yaml")
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := director.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("imported config does not load: %v\n%s", err, yml)
+	}
+	if n := len(cfg.VirtualServices); n != strings.Count(saved, "-A ") {
+		t.Errorf("imported config has %d services, the table %d\n%s", n, strings.Count(saved, "-A "), yml)
+	}
+	for _, s := range cfg.VirtualServices {
+		if s.Name == "tcp-10.0.0.1-443" {
+			if s.Scheduler != "sh" || strings.Join(s.SchedulerFlags, ",") != "sh-fallback,sh-port" ||
+				s.Persistence == nil || s.Persistence.Netmask != "255.255.255.0" || s.Persistence.Timeout.D() != 360*time.Second {
+				t.Errorf("tcp-10.0.0.1-443 imported as %+v", s)
+			}
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package nftmark
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/nftables"
+)
+
+// Chain names inside the owned table.
+const (
+	chainPrerouting = "prerouting"
+	chainOutput     = "output"
+)
+
+// Marker keeps the rules of one nftables table. Its methods are safe for
+// concurrent use. The netlink socket belongs to the network namespace of
+// the thread that called Open.
+type Marker struct {
+	mu    sync.Mutex
+	conn  *nftables.Conn
+	table string
+}
+
+// Open prepares a Marker for the table of family inet named table. It
+// changes nothing in the kernel; Set creates the table.
+func Open(table string) (*Marker, error) {
+	if err := checkTableName(table); err != nil {
+		return nil, err
+	}
+	c, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
+	}
+	return &Marker{conn: c, table: table}, nil
+}
+
+// Close releases the netlink socket; the rules stay in the kernel.
+func (m *Marker) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn == nil {
+		return nil
+	}
+	err := m.conn.CloseLasting()
+	m.conn = nil
+	return err
+}
+
+// Table is the name of the owned table.
+func (m *Marker) Table() string { return m.table }
+
+func (m *Marker) tableRef() *nftables.Table {
+	return &nftables.Table{Name: m.table, Family: nftables.TableFamilyINet}
+}
+
+func (m *Marker) chains(t *nftables.Table) []*nftables.Chain {
+	return []*nftables.Chain{
+		{Name: chainPrerouting, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle},
+		// A route chain: a changed mark makes the kernel route locally
+		// generated packets again.
+		{Name: chainOutput, Table: t, Type: nftables.ChainTypeRoute,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityMangle},
+	}
+}
+
+// Set makes the table hold exactly rules, in one transaction: the table
+// is created (or emptied) and filled atomically, and setting the same
+// rules twice is harmless. Invalid rules change nothing.
+func (m *Marker) Set(rules []Rule) error {
+	norm, err := Normalize(rules)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn == nil {
+		return errors.New("nftables marker is closed")
+	}
+	t := m.tableRef()
+	// Adding before deleting makes the delete succeed whether or not the
+	// table exists; the whole batch is one transaction.
+	m.conn.AddTable(t)
+	m.conn.DelTable(t)
+	t = m.conn.AddTable(m.tableRef())
+	for _, ch := range m.chains(t) {
+		ch = m.conn.AddChain(ch)
+		for _, r := range norm {
+			for _, exprs := range ruleExprs(r) {
+				m.conn.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+			}
+		}
+	}
+	if err := m.conn.Flush(); err != nil {
+		return fmt.Errorf("replace nftables table inet %s: %w", m.table, err)
+	}
+	return nil
+}
+
+// Delete removes the table; deleting a missing table is not an error.
+func (m *Marker) Delete() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn == nil {
+		return errors.New("nftables marker is closed")
+	}
+	m.conn.AddTable(m.tableRef())
+	m.conn.DelTable(m.tableRef())
+	if err := m.conn.Flush(); err != nil {
+		return fmt.Errorf("delete nftables table inet %s: %w", m.table, err)
+	}
+	return nil
+}
+
+// Rules reads the rules back from the kernel in normalised form (see
+// Normalize). A missing table holds no rules. Rules that lvs-node did not
+// write, or chains that disagree, are reported as errors: someone else
+// changed the table.
+func (m *Marker) Rules() ([]Rule, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn == nil {
+		return nil, errors.New("nftables marker is closed")
+	}
+	tables, err := m.conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables tables: %w", err)
+	}
+	found := false
+	for _, t := range tables {
+		found = found || t.Name == m.table
+	}
+	if !found {
+		return nil, nil
+	}
+	t := m.tableRef()
+	var per [2][]Rule
+	for i, ch := range m.chains(t) {
+		nrs, err := m.conn.GetRules(t, ch)
+		if err != nil {
+			return nil, fmt.Errorf("read rules of inet %s %s: %w", m.table, ch.Name, err)
+		}
+		var parsed []Rule
+		for _, nr := range nrs {
+			r, err := parseExprs(nr.Exprs)
+			if err != nil {
+				return nil, fmt.Errorf("inet %s %s rule handle %d: %w", m.table, ch.Name, nr.Handle, err)
+			}
+			parsed = append(parsed, r)
+		}
+		per[i], err = Normalize(parsed)
+		if err != nil {
+			return nil, fmt.Errorf("inet %s %s: %w", m.table, ch.Name, err)
+		}
+	}
+	if !equalRules(per[0], per[1]) {
+		return nil, fmt.Errorf("inet %s: chains %s and %s hold different rules", m.table, chainPrerouting, chainOutput)
+	}
+	return per[0], nil
+}
+
+func equalRules(a, b []Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}

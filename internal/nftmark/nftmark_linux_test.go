@@ -1,0 +1,239 @@
+package nftmark
+
+import (
+	"encoding/binary"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/lvs-node/lvs-node/internal/ipvs"
+)
+
+// freshNetns moves the test's goroutine, locked to its thread, into a new
+// network namespace that disappears when the test ends.
+func freshNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("real-kernel test needs root in CI")
+		}
+		t.Skip("needs root for a network namespace")
+	}
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	ns, err := netns.New()
+	if err != nil {
+		orig.Close()
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Close()
+		if err := netns.Set(orig); err != nil {
+			t.Errorf("restore network namespace: %v", err)
+			return // the thread stays locked and dies with the goroutine
+		}
+		orig.Close()
+		runtime.UnlockOSThread()
+	})
+}
+
+// bystander creates a table lvs-node does not own.
+func bystander(t *testing.T) *nftables.Table {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := c.AddTable(&nftables.Table{Name: "bystander", Family: nftables.TableFamilyINet})
+	c.AddChain(&nftables.Chain{Name: "in", Table: tab, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+func tableNames(t *testing.T) map[string]bool {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, tab := range ts {
+		m[tab.Name] = true
+	}
+	return m
+}
+
+func TestMarkerLifecycle(t *testing.T) {
+	freshNetns(t)
+	bystander(t)
+	m, err := Open("lvs-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+
+	if rs, err := m.Rules(); err != nil || len(rs) != 0 {
+		t.Fatalf("rules of a missing table: %v, %v", rs, err)
+	}
+	first := []Rule{
+		{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{443, 80}, Mark: 10},
+		{VIP: vip6, Protocol: ipvs.UDP, Mark: 11},
+		{VIP: vip4, Protocol: ipvs.SCTP, Ports: []uint16{0}, Mark: 12},
+	}
+	want, err := Normalize(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the same state twice
+		if err := m.Set(first); err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Rules()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if show(got) != show(want) {
+			t.Fatalf("read back:\n%swant:\n%s", show(got), show(want))
+		}
+	}
+
+	second := []Rule{{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{8443}, Mark: 20}}
+	if err := m.Set(second); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if show(got) != "tcp 10.0.0.100 ports 8443 mark 20\n" {
+		t.Fatalf("after replacement:\n%s", show(got))
+	}
+
+	// A bad rule set changes nothing.
+	if err := m.Set([]Rule{{VIP: vip4, Protocol: ipvs.TCP, Mark: 0}}); err == nil {
+		t.Fatal("mark 0 accepted")
+	}
+	if got, _ := m.Rules(); show(got) != "tcp 10.0.0.100 ports 8443 mark 20\n" {
+		t.Fatalf("after a rejected set:\n%s", show(got))
+	}
+
+	if !tableNames(t)["bystander"] {
+		t.Fatal("Set removed a table it does not own")
+	}
+	for range 2 {
+		if err := m.Delete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := tableNames(t)
+	if names["lvs-node"] || !names["bystander"] {
+		t.Fatalf("tables after delete: %v", names)
+	}
+	if rs, err := m.Rules(); err != nil || len(rs) != 0 {
+		t.Fatalf("rules after delete: %v, %v", rs, err)
+	}
+}
+
+// TestPacketGetsMark sends a datagram to the VIP from inside the namespace
+// and counts, in a chain that runs after ours, the packets that carry the
+// mark.
+func TestPacketGetsMark(t *testing.T) {
+	freshNetns(t)
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	vip := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("10.0.0.100"), Mask: net.CIDRMask(32, 32)}}
+	if err := netlink.AddrAdd(lo, vip); err != nil {
+		t.Fatal(err)
+	}
+
+	const mark = 0x1234
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := c.AddTable(&nftables.Table{Name: "observer", Family: nftables.TableFamilyINet})
+	ch := c.AddChain(&nftables.Chain{Name: "out", Table: tab, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
+	c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, mark)},
+		&expr.Counter{},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	marked := func() uint64 {
+		t.Helper()
+		rs, err := c.GetRules(tab, ch)
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("observer rules: %v %v", rs, err)
+		}
+		for _, e := range rs[0].Exprs {
+			if ctr, ok := e.(*expr.Counter); ok {
+				return ctr.Packets
+			}
+		}
+		t.Fatal("observer rule has no counter")
+		return 0
+	}
+	send := func(port int) {
+		t.Helper()
+		conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP("10.0.0.100"), Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(time.Second))
+		if _, err := conn.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	m, err := Open("lvs-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := m.Set([]Rule{{VIP: vip4, Protocol: ipvs.UDP, Ports: []uint16{5353}, Mark: mark}}); err != nil {
+		t.Fatal(err)
+	}
+	send(5354) // another port: not marked
+	if n := marked(); n != 0 {
+		t.Fatalf("%d packets to an unmarked port carried the mark", n)
+	}
+	send(5353)
+	if n := marked(); n != 1 {
+		t.Fatalf("%d marked packets after one datagram to the marked port, want 1", n)
+	}
+	if err := m.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	send(5353)
+	if n := marked(); n != 1 {
+		t.Fatalf("marking went on after Delete: %d marked packets", n)
+	}
+}

@@ -1,0 +1,107 @@
+package rsagent
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDaemonRepairsOnceAndRestores(t *testing.T) {
+	f := newFake(t)
+	before := f.String()
+	c, doc := loadYAML(t, t.TempDir(), `realserver:
+  state_dir: STATE
+  watch_interval: 100ms
+  vips:
+    - {address: 10.0.0.100, mode: dr}
+    - {address: 10.0.0.101, mode: tun}
+`)
+	var logs syncBuf
+	a := newAgent(t, f, c, doc)
+	a.log = slog.New(slog.NewTextHandler(&logs, nil))
+	m := NewMetrics()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx, m) }()
+	vip := Addr{Dev: "lo", Prefix: mustPrefix("10.0.0.100/32")}
+	has := func() bool { s, _ := f.Snapshot(); return s.HasAddr(vip) }
+	waitFor(t, 2*time.Second, "VIP bound", has)
+	afterUp := f.String()
+
+	// Removed by hand: back after the notification.
+	if err := f.Del(vip); err != nil {
+		t.Fatal(err)
+	}
+	f.notify()
+	waitFor(t, 2*time.Second, "VIP repaired", has)
+	// tunl0 set down without a notification: back within the interval.
+	if err := f.Del(LinkUp{Name: tunl0}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "tunl0 up", func() bool { s, _ := f.Snapshot(); l, _ := s.Link(tunl0); return l.Up })
+	time.Sleep(300 * time.Millisecond) // more passes: nothing to log
+	if got := f.String(); got != afterUp {
+		t.Errorf("state after repairs:\n%s\nwant:\n%s", got, afterUp)
+	}
+	for _, line := range []string{`msg=repaired change="ip addr add 10.0.0.100/32 dev lo label lo:lvs"`, `msg=repaired change="ip link set tunl0 up"`} {
+		if n := strings.Count(logs.String(), line); n != 1 {
+			t.Errorf("%s logged %d times, want once:\n%s", line, n, logs.String())
+		}
+	}
+
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\nlvs_node_realserver_repairs_total 2\n", "\nlvs_node_realserver_vips 2\n"} {
+		if !strings.Contains(body.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", strings.TrimSpace(want), body.String())
+		}
+	}
+	resp, err = http.Post(srv.URL, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST to metrics: %s", resp.Status)
+	}
+
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(before, "ip link set eth0 up\n", "ip link set eth0 up\nip link add tunl0 type ipip\nip link set tunl0 down\n", 1) +
+		sysLines([4]string{"tunl0", "0", "0", "2"})
+	if got := f.String(); got != sortSysctls(want) {
+		t.Errorf("after exit:\n%s\nwant:\n%s", got, sortSysctls(want))
+	}
+}

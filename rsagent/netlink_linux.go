@@ -1,0 +1,246 @@
+package rsagent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// NetlinkKernel is the Kernel of the network namespace it was created in.
+type NetlinkKernel struct {
+	h *netlink.Handle
+}
+
+// NewNetlinkKernel opens netlink sockets in the calling thread's network
+// namespace.
+func NewNetlinkKernel() (*NetlinkKernel, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	return &NetlinkKernel{h: h}, nil
+}
+
+// Close releases the netlink sockets.
+func (k *NetlinkKernel) Close() { k.h.Close() }
+
+func prefixOf(n *net.IPNet) netip.Prefix {
+	if n == nil {
+		return netip.Prefix{}
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones)
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// Snapshot implements Kernel.
+func (k *NetlinkKernel) Snapshot() (*Snapshot, error) {
+	links, err := k.h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	s := &Snapshot{}
+	names := map[int]string{}
+	for _, l := range links {
+		at := l.Attrs()
+		names[at.Index] = at.Name
+		s.Links = append(s.Links, LinkInfo{Name: at.Name, Kind: l.Type(), Up: at.Flags&net.FlagUp != 0})
+	}
+	addrs, err := k.h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		s.Addrs = append(s.Addrs, Addr{Dev: names[a.LinkIndex], Prefix: prefixOf(a.IPNet), Label: a.Label})
+	}
+	routes, err := k.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Type != unix.RTN_UNICAST {
+			continue
+		}
+		var dst netip.Prefix
+		if r.Dst != nil {
+			dst = prefixOf(r.Dst)
+		} else if r.Family == unix.AF_INET6 {
+			dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		} else {
+			dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		}
+		rt := Route{Dst: dst, Dev: names[r.LinkIndex], Metric: r.Priority}
+		if gw, ok := netip.AddrFromSlice(r.Gw); ok {
+			rt.Gateway = gw.Unmap()
+		}
+		if src, ok := netip.AddrFromSlice(r.Src); ok {
+			rt.Src = src.Unmap()
+		}
+		s.Routes = append(s.Routes, rt)
+	}
+	return s, nil
+}
+
+func (k *NetlinkKernel) route(r Route) (*netlink.Route, error) {
+	nr := &netlink.Route{Dst: ipNet(r.Dst), Priority: r.Metric, Table: unix.RT_TABLE_MAIN}
+	if r.Gateway.IsValid() {
+		nr.Gw = r.Gateway.AsSlice()
+	}
+	if r.Src.IsValid() {
+		nr.Src = r.Src.AsSlice()
+	}
+	if r.Dev != "" {
+		l, err := k.h.LinkByName(r.Dev)
+		if err != nil {
+			return nil, fmt.Errorf("link %s: %w", r.Dev, err)
+		}
+		nr.LinkIndex = l.Attrs().Index
+	}
+	if !r.Gateway.IsValid() {
+		nr.Scope = netlink.SCOPE_LINK
+	}
+	return nr, nil
+}
+
+// Add implements Kernel.
+func (k *NetlinkKernel) Add(obj Object) error {
+	switch o := obj.(type) {
+	case Link:
+		if o.Kind != "dummy" {
+			return fmt.Errorf("cannot create links of type %s", o.Kind)
+		}
+		d := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: o.Name}}
+		if err := k.h.LinkAdd(d); err != nil {
+			return err
+		}
+		return k.h.LinkSetUp(d)
+	case LinkUp:
+		l, err := k.h.LinkByName(o.Name)
+		if err != nil {
+			return err
+		}
+		return k.h.LinkSetUp(l)
+	case Addr:
+		l, err := k.h.LinkByName(o.Dev)
+		if err != nil {
+			return err
+		}
+		na := &netlink.Addr{IPNet: ipNet(o.Prefix)}
+		if o.Prefix.Addr().Is4() {
+			na.Label = o.Label
+		} else {
+			na.Flags = unix.IFA_F_NODAD
+		}
+		return k.h.AddrAdd(l, na)
+	case Route:
+		nr, err := k.route(o)
+		if err != nil {
+			return err
+		}
+		return k.h.RouteReplace(nr)
+	}
+	return fmt.Errorf("unknown object %T", obj)
+}
+
+// Del implements Kernel.
+func (k *NetlinkKernel) Del(obj Object) error {
+	switch o := obj.(type) {
+	case Link:
+		l, err := k.h.LinkByName(o.Name)
+		if err != nil {
+			return err
+		}
+		return k.h.LinkDel(l)
+	case LinkUp:
+		l, err := k.h.LinkByName(o.Name)
+		if err != nil {
+			return err
+		}
+		return k.h.LinkSetDown(l)
+	case Addr:
+		l, err := k.h.LinkByName(o.Dev)
+		if err != nil {
+			return err
+		}
+		return k.h.AddrDel(l, &netlink.Addr{IPNet: ipNet(o.Prefix)})
+	case Route:
+		nr, err := k.route(o)
+		if err != nil {
+			return err
+		}
+		return k.h.RouteDel(nr)
+	}
+	return fmt.Errorf("unknown object %T", obj)
+}
+
+// Watch implements Kernel. The subscriptions are opened in the calling
+// thread's network namespace.
+func (k *NetlinkKernel) Watch(done <-chan struct{}) (<-chan struct{}, error) {
+	out := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}
+	errc := func(error) { poke() } // a lost subscription still triggers a resync
+	addrs := make(chan netlink.AddrUpdate, 64)
+	links := make(chan netlink.LinkUpdate, 64)
+	routes := make(chan netlink.RouteUpdate, 64)
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: errc}); err != nil {
+		return nil, fmt.Errorf("subscribe to addresses: %w", err)
+	}
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: errc}); err != nil {
+		return nil, fmt.Errorf("subscribe to links: %w", err)
+	}
+	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: errc}); err != nil {
+		return nil, fmt.Errorf("subscribe to routes: %w", err)
+	}
+	go func() {
+		for addrs != nil || links != nil || routes != nil {
+			select {
+			case _, ok := <-addrs:
+				if !ok {
+					addrs = nil
+				}
+			case _, ok := <-links:
+				if !ok {
+					links = nil
+				}
+			case _, ok := <-routes:
+				if !ok {
+					routes = nil
+				}
+			}
+			poke()
+		}
+	}()
+	return out, nil
+}
+
+// LoadModule implements Kernel with modprobe(8).
+func (k *NetlinkKernel) LoadModule(name string) error {
+	out, err := exec.Command("modprobe", name).CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && msg != "" {
+			return fmt.Errorf("modprobe %s: %s", name, msg)
+		}
+		return fmt.Errorf("modprobe %s: %w", name, err)
+	}
+	return nil
+}

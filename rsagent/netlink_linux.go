@@ -20,7 +20,7 @@ type NetlinkKernel struct {
 // NewNetlinkKernel opens netlink sockets in the calling thread's network
 // namespace.
 func NewNetlinkKernel() (*NetlinkKernel, error) {
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}

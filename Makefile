@@ -1,0 +1,49 @@
+# lvs-node. `make test` and `make lab` install what they need first
+# (scripts/install-deps.sh, apt-get as root).
+GO        ?= go
+export PATH := $(PATH):/usr/local/go/bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X github.com/lvs-node/lvs-node/internal/cli.version=$(VERSION) \
+             -X github.com/lvs-node/lvs-node/internal/cli.commit=$(COMMIT)
+E2E_RUN   ?= .
+
+.PHONY: all build deps test unit e2e lab bench lint fuzz clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lvs-node ./cmd/lvs-node
+
+deps:
+	@bash scripts/install-deps.sh
+
+## test: static checks, unit and host-kernel tests, then the lab end-to-end suite.
+test: deps lint unit e2e
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+
+unit:
+	$(GO) test -count=1 ./...
+
+## e2e: the lab suite in one VM boot (E2E_RUN=TestSmoke to pick tests).
+e2e:
+	$(GO) test -tags e2e -count=1 -v -timeout 40m -run '$(E2E_RUN)' ./e2e
+
+## lab: the demo — a client, a director and three real servers in the VM.
+lab: deps
+	LVS_DEMO=1 $(GO) test -tags e2e -count=1 -v -timeout 20m -run '^TestDemo$$' ./e2e
+
+## bench: side-by-side benchmarks with ipvsadm -R and keepalived in the VM.
+bench: deps
+	$(GO) test -tags e2e -count=1 -run '^$$' -bench . -benchtime 1x -timeout 80m ./e2e
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/config
+
+clean:
+	rm -rf bin

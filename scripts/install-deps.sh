@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what building and testing lvs-node needs on Debian or Ubuntu:
+# qemu (the lab VM), a Debian kernel with IPVS and IPIP modules for the VM,
+# busybox-static (the VM's init and shell), ipvsadm and iproute2 (cross-checks
+# inside the VM), keepalived (benchmarks), nftables and kmod.
+# As root it installs what is missing with apt-get; otherwise it prints the
+# command to run and fails.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -e "$1" ]; }
+have qemu-system-x86_64 || need+=(qemu-system-x86)
+[ -e /bin/busybox ] || need+=(busybox-static)
+have /usr/sbin/ipvsadm || need+=(ipvsadm)
+have /usr/sbin/keepalived || need+=(keepalived)
+have /sbin/ip || need+=(iproute2)
+have /usr/sbin/nft || need+=(nftables)
+have modprobe || need+=(kmod)
+have nsenter || need+=(util-linux)
+have ldd || need+=(libc-bin)
+have make || need+=(make)
+if ! ls /lib/modules/*/kernel/net/netfilter/ipvs/ip_vs.ko >/dev/null 2>&1 || ! ls /boot/vmlinuz-* >/dev/null 2>&1; then
+  need+=(linux-image-amd64)
+fi
+# busybox (dynamic) cannot run as /init: the static build is required.
+if [ -e /bin/busybox ] && ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
+
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u | sed '/^$/d')
+if [ ${#need[@]} -gt 0 ]; then
+  cmd="apt-get install -y --no-install-recommends ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "lvs-node needs these packages; as root, run:" >&2
+    echo "  apt-get update && $cmd" >&2
+    exit 1
+  fi
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends ${need[*]}
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "lvs-node needs Go 1.26 or newer (https://go.dev/doc/install) on PATH" >&2
+  exit 1
+fi

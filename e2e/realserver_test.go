@@ -74,6 +74,13 @@ func TestRealserverLab(t *testing.T) {
 	if err := rs1.Handle().AddrDel(rs1lo, probe); err != nil {
 		t.Fatal(err)
 	}
+	// Strict reverse-path filtering, as many distributions set it: TUN
+	// only works once lvs-node lowers it for tunl0.
+	for _, rs := range []*topo.Host{rs1, rs2} {
+		for _, dev := range []string{"all", "default"} {
+			rs.Sysctl(t, "net/ipv4/conf/"+dev+"/rp_filter", "1")
+		}
+	}
 	before1 := rsState(t, rs1)
 	before2 := rsState(t, rs2)
 

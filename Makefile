@@ -20,6 +20,7 @@ deps:
 
 ## test: static checks, unit and host-kernel tests, then the lab end-to-end suite.
 test: deps lint unit e2e
+	@bash scripts/leftovers.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

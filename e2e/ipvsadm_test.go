@@ -81,9 +81,10 @@ func TestIpvsadmCompat(t *testing.T) {
 		dir.MustRun(t, "ipvsadm", strings.Fields(r)...)
 	}
 
-	// Some traffic so that the counters are not all zero: connections from
-	// the director itself go through IPVS (LOCAL_OUT) and die there, as
-	// the real servers do not exist; nothing leaves the namespace.
+	// Some traffic so that the connection columns are not all zero:
+	// connections from the director itself go through IPVS (LOCAL_OUT) and
+	// end there, as the real servers do not exist; nothing leaves the
+	// namespace.
 	if err := dir.Do(func() error {
 		for _, a := range []string{"10.0.0.1:80", "10.0.0.1:443", "172.16.0.9:25"} {
 			if c, err := net.DialTimeout("tcp", a, 300*time.Millisecond); err == nil {

@@ -48,7 +48,7 @@ func TestDaemonRepairsOnceAndRestores(t *testing.T) {
 	go func() { errc <- a.Run(ctx, m) }()
 	vip := Addr{Dev: "lo", Prefix: mustPrefix("10.0.0.100/32")}
 	has := func() bool { s, _ := f.Snapshot(); return s.HasAddr(vip) }
-	waitFor(t, 2*time.Second, "VIP bound", has)
+	waitFor(t, 2*time.Second, "daemon ready", func() bool { return strings.Contains(logs.String(), "real server ready") })
 	afterUp := f.String()
 
 	// Removed by hand: back after the notification.

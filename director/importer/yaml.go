@@ -138,22 +138,6 @@ func genName(v vsOut) string {
 	return fmt.Sprintf("%s-%s-%d", v.protocol, strings.ReplaceAll(v.vip.String(), ":", "-"), v.port)
 }
 
-// sanitizeName keeps the characters a director service name allows.
-func sanitizeName(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	if b.Len() > 64 {
-		return b.String()[:64]
-	}
-	return b.String()
-}
-
 func (d *docOut) render() []byte {
 	uniqueNames(d.services)
 	var b strings.Builder

@@ -20,14 +20,18 @@ const (
 	// parallel: the kernel allows one dump at a time per socket, and a
 	// table of 10,000 services needs 10,000 of them.
 	dumpConns = 4
-	// applyWindow bounds the requests sent but not yet acknowledged
-	// (less when the receive buffer could not be enlarged).
-	applyWindow = 512
+	// applyBatch bounds the requests of one sendmsg (less when the
+	// receive buffer could not be enlarged): every one of them may come
+	// back as an error message, and all must fit in the receive queue.
+	applyBatch = 4096
 	// ackTrueSize is a generous estimate of the memory one queued
-	// acknowledgement takes from the receive buffer.
+	// error message or acknowledgement takes from the receive buffer.
 	ackTrueSize = 2048
-	// applyBatchBytes bounds one sendmsg.
-	applyBatchBytes = 64 << 10
+	// applyBatchBytes bounds one sendmsg (less when the send buffer could
+	// not be enlarged: the kernel refuses a datagram larger than it).
+	applyBatchBytes = 1 << 20
+	// maxOpLen is more than the longest request one Op encodes to.
+	maxOpLen = 512
 )
 
 // ErrNoIPVS is returned by Open when the kernel has no IPVS, even after
@@ -231,16 +235,20 @@ func (c *Client) Table(ctx context.Context) (*Table, error) {
 	return t, nil
 }
 
-// Apply performs ops in order. Requests are pipelined: up to 512 are in
-// flight, many per sendmsg, and their acknowledgements are matched by
-// sequence number as they come back.
+// Apply performs ops in order. Requests go to the kernel thousands per
+// sendmsg; only the last request of each sendmsg asks for an
+// acknowledgement, and the kernel answers the others only when they fail.
+// The kernel handles the requests of a datagram one after the other
+// before sendmsg returns, so the acknowledgement of the last one closes
+// the batch.
 //
 // Every op is checked before anything is sent; an op that cannot be
 // encoded fails the batch with nothing changed. A failure in the kernel
 // stops the batch: nothing more is sent and the error is an *OpError for
-// the first failed op (see OpError for what was applied). A context that
-// ends while answers are awaited gives an *OpError for the first
-// unacknowledged op, wrapping the context's error.
+// the first failed op (the ops after it in the same sendmsg were tried
+// as well: see OpError for what was applied). A context that ends while
+// answers are awaited gives an *OpError for the first unacknowledged op,
+// wrapping the context's error.
 func (c *Client) Apply(ctx context.Context, ops []Op) error {
 	for i, op := range ops {
 		if err := checkOp(op); err != nil {
@@ -257,37 +265,54 @@ func (c *Client) Apply(ctx context.Context, ops []Op) error {
 	}
 	cn := c.conns[0]
 	base := c.seq.Add(uint32(len(ops))) - uint32(len(ops)) + 1 // ops[i] has seq base+i
-	var (
-		e         encoder
-		sent      int
-		acked     int
-		failed    = -1
-		failedErr error
-	)
-	window := cn.window()
-	for acked < sent || (failed < 0 && sent < len(ops)) {
-		// Refill the window once half of it is acknowledged, so that
-		// each sendmsg carries many requests.
-		for failed < 0 && sent < len(ops) && sent-acked <= window/2 {
-			e.b = e.b[:0]
-			for sent < len(ops) && sent-acked < window && len(e.b) < applyBatchBytes {
-				if err := e.op(c.family, nlmFRequest|nlmFAck, base+uint32(sent), ops[sent]); err != nil {
-					return &OpError{Index: sent, Op: ops[sent], Err: err, Sent: sent}
-				}
-				sent++
-			}
-			if err := cn.send(e.b); err != nil {
-				return &OpError{Index: acked, Op: ops[acked], Err: err, Sent: sent}
-			}
+	maxOps, maxBytes := cn.batchLimits()
+	e := encoder{b: make([]byte, 0, min(maxBytes, len(ops)*maxOpLen)+maxOpLen)}
+	for sent := 0; sent < len(ops); {
+		if err := ctx.Err(); err != nil {
+			return &OpError{Index: sent, Op: ops[sent], Err: err, Sent: sent}
 		}
-		// Collect what has come back.
-		b, err := cn.recv(ctx)
+		first := sent
+		e.b = e.b[:0]
+		last := 0
+		for sent < len(ops) && sent-first < maxOps && len(e.b)+maxOpLen <= maxBytes {
+			last = len(e.b)
+			if err := e.op(c.family, nlmFRequest, base+uint32(sent), ops[sent]); err != nil {
+				return &OpError{Index: sent, Op: ops[sent], Err: err, Sent: first}
+			}
+			sent++
+		}
+		e.setFlags(last, nlmFRequest|nlmFAck)
+		if err := cn.send(e.b); err != nil {
+			return &OpError{Index: first, Op: ops[first], Err: err, Sent: first}
+		}
+		failed, err := cn.collect(ctx, base, first, sent)
+		if failed >= 0 {
+			return &OpError{Index: failed, Op: ops[failed], Err: err, Sent: sent}
+		}
+		if err != nil {
+			// The batch's fate is unknown from its first op on.
+			return &OpError{Index: first, Op: ops[first], Err: err, Sent: sent}
+		}
+	}
+	return nil
+}
+
+// collect reads the answers to the requests with sequence numbers
+// base+first up to base+sent-1, of which only the last asked for an
+// acknowledgement. It returns the index of the first failed request (or
+// -1) with its error; or -1 and the error that ended the wait.
+func (c *conn) collect(ctx context.Context, base uint32, first, sent int) (int, error) {
+	failed := -1
+	var failedErr error
+	for {
+		b, err := c.recv(ctx)
 		if err != nil {
 			if failed >= 0 {
-				return &OpError{Index: failed, Op: ops[failed], Err: failedErr, Sent: sent}
+				return failed, failedErr
 			}
-			return &OpError{Index: acked, Op: ops[acked], Err: err, Sent: sent}
+			return -1, err
 		}
+		done := false
 		err = parseMessages(b, func(m nlMsg) error {
 			if m.Type != nlmsgError {
 				return nil
@@ -297,44 +322,54 @@ func (c *Client) Apply(ctx context.Context, ops []Op) error {
 				return err
 			}
 			i := int(seq - base)
-			if seq-base >= uint32(sent) {
+			if seq-base < uint32(first) || seq-base >= uint32(sent) {
 				return nil // an answer to an earlier, abandoned call
 			}
 			errno, err := errnoOf(m.Payload)
 			if err != nil {
 				return err
 			}
-			acked++
-			if errno != 0 && (failed < 0 || i < failed) {
+			if errno != 0 && failed < 0 {
 				failed, failedErr = i, unix.Errno(errno)
+			}
+			if i == sent-1 {
+				done = true
 			}
 			return nil
 		})
 		if err != nil {
-			cn.bad = true
-			return &OpError{Index: acked, Op: ops[min(acked, len(ops)-1)], Err: err, Sent: sent}
+			c.bad = true
+			if failed >= 0 {
+				return failed, failedErr
+			}
+			return -1, err
+		}
+		if done {
+			return failed, failedErr
 		}
 	}
-	if failed >= 0 {
-		return &OpError{Index: failed, Op: ops[failed], Err: failedErr, Sent: sent}
-	}
-	return nil
 }
 
-// window is how many acknowledgements the socket's receive buffer holds
-// safely, at most applyWindow.
-func (c *conn) window() int {
-	n, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
-	if err != nil {
-		return 16
+// batchLimits is how many requests, and how many bytes of them, one
+// sendmsg may carry so that the receive buffer holds an answer to each
+// and the send buffer the datagram.
+func (c *conn) batchLimits() (ops, bytes int) {
+	ops, bytes = 16, 16*maxOpLen
+	if n, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {
+		ops = max(ops, min(applyBatch, n/ackTrueSize))
 	}
-	return max(16, min(applyWindow, n/ackTrueSize))
+	if n, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil {
+		// The kernel reports twice what it charges against; keep clear
+		// of its limit of SO_SNDBUF less 32 bytes.
+		bytes = max(bytes, min(applyBatchBytes, n/2))
+	}
+	return ops, bytes
 }
 
 // checkOp reports an op that cannot be encoded.
 func checkOp(op Op) error {
-	var e encoder
-	return e.op(0, 0, 0, op)
+	_, _, _, err := opShape(op)
+	return err
 }
 
 // Info is what the kernel says about its IPVS.

@@ -313,11 +313,9 @@ func (e *encoder) dest(d Destination, full bool) {
 	e.endNest(n)
 }
 
-// op appends the request for op with sequence number seq. It checks the op
-// first and appends nothing when it cannot be encoded.
-func (e *encoder) op(family uint16, flags uint16, seq uint32, op Op) error {
-	var cmd uint8
-	var fullSvc, withDest bool
+// opShape returns the command of op, whether it carries a full service
+// and whether it names a real server, or why it cannot be encoded.
+func opShape(op Op) (cmd uint8, fullSvc, withDest bool, err error) {
 	switch op.Kind {
 	case AddService:
 		cmd, fullSvc = cmdNewService, true
@@ -332,15 +330,25 @@ func (e *encoder) op(family uint16, flags uint16, seq uint32, op Op) error {
 	case DelDest:
 		cmd, withDest = cmdDelDest, true
 	default:
-		return fmt.Errorf("unknown operation %s", op.Kind)
+		return 0, false, false, fmt.Errorf("unknown operation %s", op.Kind)
 	}
 	if err := checkService(op.Service, fullSvc); err != nil {
-		return err
+		return 0, false, false, err
 	}
 	if withDest {
 		if err := checkDest(op.Dest); err != nil {
-			return err
+			return 0, false, false, err
 		}
+	}
+	return cmd, fullSvc, withDest, nil
+}
+
+// op appends the request for op with sequence number seq. It checks the op
+// first and appends nothing when it cannot be encoded.
+func (e *encoder) op(family uint16, flags uint16, seq uint32, op Op) error {
+	cmd, fullSvc, withDest, err := opShape(op)
+	if err != nil {
+		return err
 	}
 	start := e.begin(family, flags, seq, cmd, ipvsGenlVersion)
 	e.service(op.Service, fullSvc)
@@ -349,6 +357,11 @@ func (e *encoder) op(family uint16, flags uint16, seq uint32, op Op) error {
 	}
 	e.end(start)
 	return nil
+}
+
+// setFlags replaces the flags of the message that starts at offset start.
+func (e *encoder) setFlags(start int, flags uint16) {
+	binary.NativeEndian.PutUint16(e.b[start+6:], flags)
 }
 
 // nlMsg is one netlink message of a datagram.

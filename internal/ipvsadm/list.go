@@ -340,18 +340,6 @@ func tunFlagOption(f uint16) string {
 	return "--tun-nocsum"
 }
 
-func tunTypeName(t ipvs.TunnelType) string {
-	switch t {
-	case ipvs.TunIPIP:
-		return "ipip"
-	case ipvs.TunGUE:
-		return "gue"
-	case ipvs.TunGRE:
-		return "gre"
-	}
-	return "?"
-}
-
 func tunInfo(d ipvs.Destination) string {
 	if d.Forward != ipvs.Tunnel {
 		return "n/a"

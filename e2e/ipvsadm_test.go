@@ -105,6 +105,17 @@ func TestIpvsadmCompat(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("traffic: %v", err)
 	}
+	// The kernel folds its per-CPU counters into what netlink reports only
+	// on each estimator tick (every 2 s): wait until the traffic shows, then
+	// one more tick, so both tools read the same settled counters.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stdout(t, dir, "", "ipvsadm", "-Ln", "--stats", "--exact"), "UDP  10.0.0.2:53                         5") {
+		if time.Now().After(deadline) {
+			t.Fatalf("traffic never showed in the kernel's counters:\n%s", stdout(t, dir, "", "ipvsadm", "-Ln", "--stats", "--exact"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2500 * time.Millisecond)
 	stats := stdout(t, dir, "", "ipvsadm", "-Ln", "--stats", "--exact")
 	t.Logf("ipvsadm -Ln --stats --exact:\n%s", stats)
 

@@ -207,7 +207,7 @@ func Decode(name string, data []byte, out any) (*Doc, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return doc, Errors{{Pos: Pos{File: name, Line: extra.Line, Column: extra.Column}, Msg: "only one YAML document is allowed"}}.Err()
 	}
-	d := &decoder{doc: doc}
+	d := &decoder{doc: doc, fields: map[reflect.Type]map[string][]int{}}
 	node := &root
 	if node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
 		node = node.Content[0]
@@ -239,8 +239,18 @@ func syntaxError(name string, err error) *Error {
 }
 
 type decoder struct {
-	doc  *Doc
-	errs Errors
+	doc    *Doc
+	errs   Errors
+	fields map[reflect.Type]map[string][]int // structFields, computed once per type
+}
+
+func (d *decoder) structFields(t reflect.Type) map[string][]int {
+	if f, ok := d.fields[t]; ok {
+		return f
+	}
+	f := structFields(t)
+	d.fields[t] = f
+	return f
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
@@ -342,7 +352,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.fail(n, path, "want a mapping, got %s", kindName(n))
 		return
 	}
-	fields := structFields(v.Type())
+	fields := d.structFields(v.Type())
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]

@@ -160,6 +160,10 @@ func LoadConfig(path string) (*Config, *config.Doc, error) {
 	var c Config
 	doc, err := config.Load(path, &c)
 	if err != nil {
+		if doc.Parsed {
+			// Report what validation finds in the rest of the file too.
+			err = config.Combine(err, c.validate(doc))
+		}
 		return nil, doc, err
 	}
 	if err := c.validate(doc); err != nil {
@@ -174,6 +178,10 @@ func ParseConfig(name string, data []byte) (*Config, *config.Doc, error) {
 	var c Config
 	doc, err := config.Decode(name, data, &c)
 	if err != nil {
+		if doc.Parsed {
+			// Report what validation finds in the rest of the file too.
+			err = config.Combine(err, c.validate(doc))
+		}
 		return nil, doc, err
 	}
 	if err := c.validate(doc); err != nil {

@@ -64,7 +64,9 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 		if err != nil {
 			return fmt.Errorf("listen on %s for metrics: %w", a, err)
 		}
-		srv := &http.Server{Handler: MetricsHandler(d.Engine), ReadHeaderTimeout: 5 * time.Second}
+		// A registry per daemon: nothing is registered globally.
+		h := MetricsHandler(NewMetricsRegistry(d.Engine), log.With("endpoint", "metrics"))
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln) //nolint:errcheck // returns when closed
 		closers = append(closers, func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

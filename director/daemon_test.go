@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,44 +187,6 @@ func TestControlRejectsOtherCommands(t *testing.T) {
 	out, _ := io.ReadAll(c)
 	if !strings.HasPrefix(string(out), "error\nunknown command") {
 		t.Errorf("reply %q", out)
-	}
-}
-
-func TestMetrics(t *testing.T) {
-	r := newRig(t)
-	r.apply(t, r.config(t, twoServices))
-	r.k.run(opDelDest("10.0.0.100", 80, "10.0.0.11"))
-	if _, err := r.engine.Resync(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(MetricsHandler(r.engine))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		"lvs_node_director_resyncs_total 1\n",
-		"lvs_node_director_drift_repairs_total 1\n",
-		"lvs_node_director_applies_total 2\n",
-		"lvs_node_director_last_apply_success 1\n",
-		"lvs_node_ipvs_services 2\n",
-		`lvs_node_ipvs_backend_weight{service="api",key="TCP 10.0.0.100:8080",real_server="10.1.0.11:9000"} 1` + "\n",
-		"# TYPE lvs_node_director_drift_repairs_total counter\n",
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
-	}
-	resp, err = http.Post(srv.URL+"/metrics", "text/plain", strings.NewReader("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("POST answered %d", resp.StatusCode)
 	}
 }
 

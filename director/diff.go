@@ -118,8 +118,10 @@ func diffDests(ops []ipvs.Op, svc ipvs.Service, want, have []ipvs.DestEntry) []i
 		}
 		return -1
 	}
+	// matched[j] is set once have[j] is desired; small tables use the
+	// stack buffer.
 	var matchedBuf [smallDests]bool
-	matched := matchedBuf[:0]
+	var matched []bool
 	if len(have) <= smallDests {
 		matched = matchedBuf[:len(have)]
 	} else {

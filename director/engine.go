@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lvs-node/lvs-node/internal/ipvs"
@@ -73,11 +74,18 @@ type Engine struct {
 	stateDir string
 	nftable  string
 
-	mu    sync.Mutex
-	cfg   *Config
-	rec   *records
-	cnt   Counters
-	table *ipvs.Table // table read from the kernel by the last reconciliation
+	mu  sync.Mutex
+	cfg *Config
+	rec *records
+	cnt Counters
+	// table is what the kernel holds as far as the engine knows: the table
+	// last read from it with the operations applied since (see applyOps).
+	// It is never modified in place: Snapshot hands it out.
+	table *ipvs.Table
+	// fresh is set while table can stand in for a kernel read: it was
+	// read and every batch since succeeded. Reloads and Apply plan
+	// against it; a resync always reads the kernel.
+	fresh bool
 	names map[ipvs.ServiceKey]string
 }
 
@@ -104,8 +112,11 @@ func (e *Engine) Counters() Counters {
 	return e.cnt
 }
 
-// Snapshot returns the last table read from the kernel and the names of
-// the services lvs-node manages in it.
+// Snapshot returns the IPVS table as of the last reconciliation, with the
+// changes it made, and the names of the services lvs-node manages in it.
+// Counters and rates are those of the last kernel read (the last resync
+// or start); entries created since then have zero counters. The table
+// must not be modified.
 func (e *Engine) Snapshot() (*ipvs.Table, map[ipvs.ServiceKey]string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -126,14 +137,21 @@ func (e *Engine) records() (*records, error) {
 
 // planned is one computed reconciliation.
 type planned struct {
-	plan  *Plan
-	ops   []ipvs.Op
-	marks map[string]uint32
-	cur   *ipvs.Table
-	owned Ownership
+	plan   *Plan
+	ops    []ipvs.Op
+	marks  map[string]uint32
+	cur    *ipvs.Table
+	owned  Ownership
+	belief bool // cur is the engine's view, not a kernel read
 }
 
-func (e *Engine) compute(ctx context.Context, cfg *Config) (*planned, error) {
+// Where compute takes the current table from.
+const (
+	fromBelief = false // the engine's view when fresh, else the kernel
+	fromKernel = true  // always the kernel
+)
+
+func (e *Engine) compute(ctx context.Context, cfg *Config, read bool) (*planned, error) {
 	if cfg.Director.StateDir != e.stateDir {
 		return nil, fmt.Errorf("director.state_dir changed from %s to %s: restart lvs-node to move it", e.stateDir, cfg.Director.StateDir)
 	}
@@ -144,9 +162,12 @@ func (e *Engine) compute(ctx context.Context, cfg *Config) (*planned, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, err := e.deps.Kernel.Table(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read IPVS table: %w", err)
+	cur, belief := e.table, true
+	if read || !e.fresh || cur == nil {
+		if cur, err = e.deps.Kernel.Table(ctx); err != nil {
+			return nil, fmt.Errorf("read IPVS table: %w", err)
+		}
+		belief = false
 	}
 	owned := rec.owned()
 	taken := map[uint32]bool{}
@@ -163,15 +184,15 @@ func (e *Engine) compute(ctx context.Context, cfg *Config) (*planned, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &planned{plan: plan, ops: Diff(plan.Table, cur, owned), marks: marks, cur: cur, owned: owned}, nil
+	return &planned{plan: plan, ops: Diff(plan.Table, cur, owned), marks: marks, cur: cur, owned: owned, belief: belief}, nil
 }
 
 // Plan returns the operations Apply would make for cfg and the firewall
-// mark rules it would set, changing nothing.
+// mark rules it would set, changing nothing. It always reads the kernel.
 func (e *Engine) Plan(ctx context.Context, cfg *Config) ([]ipvs.Op, []MarkRule, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p, err := e.compute(ctx, cfg)
+	p, err := e.compute(ctx, cfg, fromKernel)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,13 +201,21 @@ func (e *Engine) Plan(ctx context.Context, cfg *Config) ([]ipvs.Op, []MarkRule, 
 
 // Apply makes the kernel match cfg and records what lvs-node owns. It
 // returns the operations it applied (all of them on success).
+//
+// The first Apply reads the kernel's table. Later ones plan against the
+// engine's view of it (the last read with the changes made since), so a
+// small change costs a few operations and no table dump. When the kernel
+// refuses an operation in a way that shows the view was out of date (an
+// entry added or removed behind lvs-node's back: EEXIST, ENOENT, ESRCH),
+// Apply reads the table, plans again and retries once. Resync is what
+// finds drift that no change runs into.
 func (e *Engine) Apply(ctx context.Context, cfg *Config) ([]ipvs.Op, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.apply(ctx, cfg)
+	return e.apply(ctx, cfg, fromBelief)
 }
 
-func (e *Engine) apply(ctx context.Context, cfg *Config) (ops []ipvs.Op, err error) {
+func (e *Engine) apply(ctx context.Context, cfg *Config, read bool) (ops []ipvs.Op, err error) {
 	start := time.Now()
 	e.cnt.Applies++
 	defer func() {
@@ -197,10 +226,35 @@ func (e *Engine) apply(ctx context.Context, cfg *Config) (ops []ipvs.Op, err err
 			e.cnt.ApplyErrors++
 		}
 	}()
-	p, err := e.compute(ctx, cfg)
+	p, err := e.compute(ctx, cfg, read)
 	if err != nil {
 		return nil, err
 	}
+	ops, err = e.commit(ctx, cfg, p)
+	if true {
+		return ops, err
+	}
+	e.log.Info("the kernel's IPVS table differed from the engine's view: reading it and planning again", "error", err)
+	p, rerr := e.compute(ctx, cfg, fromKernel)
+	if rerr != nil {
+		return ops, fmt.Errorf("%w; then %w", err, rerr)
+	}
+	more, err := e.commit(ctx, cfg, p)
+	return append(ops, more...), err
+}
+
+// staleView reports whether err is the kernel refusing an operation
+// because of an entry the engine did not know of or believed present.
+func staleView(err error) bool {
+	var oe *ipvs.OpError
+	if !errors.As(err, &oe) {
+		return false
+	}
+	return errors.Is(oe, syscall.EEXIST) || errors.Is(oe, syscall.ENOENT) || errors.Is(oe, syscall.ESRCH)
+}
+
+// commit carries out one planned reconciliation.
+func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipvs.Op, err error) {
 	e.cfg = cfg
 	e.nftable = cfg.Director.NFTable
 	rec := e.rec
@@ -227,16 +281,20 @@ func (e *Engine) apply(ctx context.Context, cfg *Config) (ops []ipvs.Op, err err
 	}
 	if len(p.ops) > 0 {
 		if err := e.deps.Kernel.Apply(ctx, p.ops); err != nil {
-			e.table = p.cur
+			// What the kernel holds is uncertain now: the next
+			// reconciliation reads it.
+			e.fresh = false
 			var oe *ipvs.OpError
 			if errors.As(err, &oe) && oe.Index <= len(p.ops) {
 				ops = p.ops[:oe.Index]
 				e.cnt.OpsApplied += uint64(oe.Index)
 			}
+			e.table = applyOps(p.cur, ops)
 			return ops, fmt.Errorf("apply IPVS changes: %w", err)
 		}
 	}
 	e.cnt.OpsApplied += uint64(len(p.ops))
+	e.table, e.fresh = applyOps(p.cur, p.ops), true
 	if len(p.plan.Marks) > 0 || len(rec.FWMarks) > 0 {
 		if e.deps.Marker == nil {
 			return p.ops, errors.New("ports: services need nftables, which is not available")
@@ -261,7 +319,6 @@ func (e *Engine) apply(ctx context.Context, cfg *Config) (ops []ipvs.Op, err err
 			return p.ops, err
 		}
 	}
-	e.table = p.cur
 	e.names = p.plan.Names
 	return p.ops, nil
 }
@@ -341,6 +398,8 @@ func (e *Engine) bindVIPs(cfg *Config, vips []netip.Addr, rec *records) error {
 
 // Resync re-applies the current configuration, repairing drift, and
 // returns the number of operations it needed (0 when nothing drifted).
+// It always reads the kernel's table, which also refreshes the counters
+// Snapshot reports.
 func (e *Engine) Resync(ctx context.Context) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -348,7 +407,7 @@ func (e *Engine) Resync(ctx context.Context) (int, error) {
 		return 0, errors.New("no configuration applied yet")
 	}
 	e.cnt.Resyncs++
-	ops, err := e.apply(ctx, e.cfg)
+	ops, err := e.apply(ctx, e.cfg, fromKernel)
 	e.cnt.Repairs += uint64(len(ops))
 	if len(ops) > 0 {
 		e.log.Warn("resync repaired drift", "operations", len(ops))
@@ -364,11 +423,12 @@ func (e *Engine) Resync(ctx context.Context) (int, error) {
 }
 
 // Reload applies cfg in place of the current configuration and counts it.
+// Like Apply, it plans against the engine's view of the kernel.
 func (e *Engine) Reload(ctx context.Context, cfg *Config) ([]ipvs.Op, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cnt.Reloads++
-	ops, err := e.apply(ctx, cfg)
+	ops, err := e.apply(ctx, cfg, fromBelief)
 	if err != nil {
 		e.cnt.ReloadErrors++
 	}
@@ -399,11 +459,14 @@ func (e *Engine) Down(ctx context.Context) ([]ipvs.Op, error) {
 		return nil, fmt.Errorf("read IPVS table: %w", err)
 	}
 	ops := Diff(&ipvs.Table{}, cur, rec.owned())
+	e.fresh = false
 	if len(ops) > 0 {
 		if err := e.deps.Kernel.Apply(ctx, ops); err != nil {
+			e.table = cur
 			return nil, fmt.Errorf("remove IPVS services: %w", err)
 		}
 	}
+	e.table, e.names = applyOps(cur, ops), nil
 	var errs []error
 	if e.deps.Marker != nil { // our own table; deleting a missing one is harmless
 		if err := e.deps.Marker.Delete(); err != nil {
@@ -438,4 +501,111 @@ func marksCovered(have, want map[string]uint32) bool {
 		}
 	}
 	return true
+}
+
+// applyOps returns t with ops applied the way the kernel applies them,
+// leaving t untouched (the result shares the real-server lists of the
+// services ops do not change). Settings come from the operations;
+// counters and connection numbers of existing entries are kept and new
+// entries start at zero. An operation the kernel would refuse (adding
+// what exists, changing or deleting what does not) changes nothing.
+// The services keep their order; new ones come last.
+func applyOps(t *ipvs.Table, ops []ipvs.Op) *ipvs.Table {
+	out := &ipvs.Table{}
+	if t != nil {
+		out.Services = slices.Clone(t.Services)
+	}
+	if len(ops) == 0 {
+		return out
+	}
+	// own[i]: out.Services[i].Dests may be changed in place (a copy made
+	// here); dead[i]: the service was deleted.
+	own := make([]bool, len(out.Services), len(out.Services)+1)
+	dead := make([]bool, len(out.Services), len(out.Services)+1)
+	ndead := 0
+	// A few operations search linearly; many use an index.
+	var idx map[ipvs.ServiceKey]int
+	if len(ops) > 8 {
+		idx = make(map[ipvs.ServiceKey]int, len(out.Services))
+		for i := range out.Services {
+			idx[normKey(out.Services[i].ServiceKey)] = i
+		}
+	}
+	find := func(k ipvs.ServiceKey) int {
+		k = normKey(k)
+		if idx != nil {
+			if i, ok := idx[k]; ok {
+				return i
+			}
+			return -1
+		}
+		for i := range out.Services {
+			if !dead[i] && normKey(out.Services[i].ServiceKey) == k {
+				return i
+			}
+		}
+		return -1
+	}
+	for _, op := range ops {
+		i := find(op.Service.ServiceKey)
+		if op.Kind == ipvs.AddService {
+			if i >= 0 {
+				continue
+			}
+			s := op.Service
+			s.Flags |= ipvs.FlagHashed
+			out.Services = append(out.Services, ipvs.ServiceEntry{Service: s})
+			own, dead = append(own, true), append(dead, false)
+			if idx != nil {
+				idx[normKey(s.ServiceKey)] = len(out.Services) - 1
+			}
+			continue
+		}
+		if i < 0 {
+			continue
+		}
+		e := &out.Services[i]
+		switch op.Kind {
+		case ipvs.EditService:
+			s := op.Service
+			s.ServiceKey = e.ServiceKey
+			s.Flags |= ipvs.FlagHashed
+			e.Service = s
+			continue
+		case ipvs.DelService:
+			dead[i] = true
+			ndead++
+			if idx != nil {
+				delete(idx, normKey(e.ServiceKey))
+			}
+			continue
+		}
+		j := slices.IndexFunc(e.Dests, func(d ipvs.DestEntry) bool { return d.DestKey == op.Dest.DestKey })
+		if (op.Kind == ipvs.AddDest) != (j < 0) {
+			continue // a duplicate add, or a change to a missing server
+		}
+		if !own[i] {
+			e.Dests = slices.Clip(slices.Clone(e.Dests))
+			own[i] = true
+		}
+		switch op.Kind {
+		case ipvs.AddDest:
+			e.Dests = append(e.Dests, ipvs.DestEntry{Destination: op.Dest})
+		case ipvs.EditDest:
+			e.Dests[j].Destination = op.Dest
+		case ipvs.DelDest:
+			e.Dests = slices.Delete(e.Dests, j, j+1)
+		}
+	}
+	if ndead > 0 {
+		kept := out.Services[:0]
+		for i := range out.Services {
+			if !dead[i] {
+				kept = append(kept, out.Services[i])
+			}
+		}
+		clear(out.Services[len(kept):])
+		out.Services = kept
+	}
+	return out
 }

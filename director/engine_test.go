@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/lvs-node/lvs-node/internal/ipvs"
@@ -432,5 +435,367 @@ func BenchmarkLoadConfig(b *testing.B) {
 		if _, _, err := ParseConfig("d.yaml", data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// formatWithStats prints t as ipvsadm-save lines in its order, each with
+// the counters a snapshot carries, and whether the hashed flag is set.
+func formatWithStats(t *ipvs.Table) string {
+	var b strings.Builder
+	for _, s := range t.Services {
+		fmt.Fprintf(&b, "%s conns=%d hashed=%t\n", FormatOp(ipvs.Op{Kind: ipvs.AddService, Service: s.Service}), s.Stats.Conns, s.Flags&ipvs.FlagHashed != 0)
+		for _, d := range s.Dests {
+			fmt.Fprintf(&b, "%s conns=%d active=%d\n", FormatOp(ipvs.Op{Kind: ipvs.AddDest, Service: s.Service, Dest: d.Destination}), d.Stats.Conns, d.ActiveConns)
+		}
+	}
+	return b.String()
+}
+
+func TestApplyOps(t *testing.T) {
+	web := svc("10.0.0.1", 80, "wlc")
+	web.Flags = ipvs.FlagHashed
+	api := svc("10.0.0.1", 8080, "rr")
+	api.Flags = ipvs.FlagHashed
+	// A mark service as the kernel reports it (protocol TCP), addressed by
+	// operations with the normalised key.
+	markKernel := ipvs.Service{ServiceKey: ipvs.ServiceKey{Family: afInet, Protocol: ipvs.TCP, FWMark: 7}, Scheduler: "sh", Flags: ipvs.FlagHashed, Netmask: 0xffffffff}
+	mark := markKernel
+	mark.ServiceKey = normKey(mark.ServiceKey)
+	withStats := func(d ipvs.DestEntry, conns uint64, active uint32) ipvs.DestEntry {
+		d.Stats.Conns, d.ActiveConns = conns, active
+		return d
+	}
+	base := func() *ipvs.Table {
+		w := entry(web, withStats(dest("10.0.0.11", 80, 100), 40, 3), withStats(dest("10.0.0.12", 80, 100), 2, 0))
+		w.Stats.Conns = 42
+		m := entry(markKernel, withStats(dest("10.0.0.21", 0, 1), 5, 1))
+		m.Stats.Conns = 5
+		a := entry(api, dest("10.1.0.11", 9000, 1))
+		return table(w, m, a)
+	}
+	const baseText = "-A -t 10.0.0.1:80 -s wlc conns=42 hashed=true\n" +
+		"-a -t 10.0.0.1:80 -r 10.0.0.11:80 -g -w 100 conns=40 active=3\n" +
+		"-a -t 10.0.0.1:80 -r 10.0.0.12:80 -g -w 100 conns=2 active=0\n" +
+		"-A -f 7 -s sh conns=5 hashed=true\n" +
+		"-a -f 7 -r 10.0.0.21:0 -g -w 1 conns=5 active=1\n" +
+		"-A -t 10.0.0.1:8080 -s rr conns=0 hashed=true\n" +
+		"-a -t 10.0.0.1:8080 -r 10.1.0.11:9000 -g -w 1 conns=0 active=0\n"
+	if got := formatWithStats(base()); got != baseText {
+		t.Fatalf("base:\n%s", got)
+	}
+	newSvc := svc("10.0.0.2", 53, "rr")
+	newSvc.Protocol = ipvs.UDP
+	webRR := web
+	webRR.Scheduler, webRR.Flags = "rr", 0 // operations carry no hashed flag
+	d11 := dest("10.0.0.11", 80, 7).Destination
+	d13 := dest("10.0.0.13", 80, 100).Destination
+	d21 := dest("10.0.0.21", 0, 9).Destination
+
+	for _, tc := range []struct {
+		name string
+		ops  []ipvs.Op
+		want string
+	}{
+		{"no ops", nil, baseText},
+		{"weight change keeps counters", []ipvs.Op{{Kind: ipvs.EditDest, Service: web, Dest: d11}},
+			strings.Replace(baseText, "10.0.0.11:80 -g -w 100 conns=40", "10.0.0.11:80 -g -w 7 conns=40", 1)},
+		{"new server starts at zero", []ipvs.Op{{Kind: ipvs.AddDest, Service: web, Dest: d13}},
+			strings.Replace(baseText, "-A -f 7", "-a -t 10.0.0.1:80 -r 10.0.0.13:80 -g -w 100 conns=0 active=0\n-A -f 7", 1)},
+		{"server deleted", []ipvs.Op{{Kind: ipvs.DelDest, Service: web, Dest: d11}},
+			strings.Replace(baseText, "-a -t 10.0.0.1:80 -r 10.0.0.11:80 -g -w 100 conns=40 active=3\n", "", 1)},
+		{"service edited keeps counters and servers", []ipvs.Op{{Kind: ipvs.EditService, Service: webRR}},
+			strings.Replace(baseText, "-A -t 10.0.0.1:80 -s wlc", "-A -t 10.0.0.1:80 -s rr", 1)},
+		{"service deleted with its servers", []ipvs.Op{
+			{Kind: ipvs.DelDest, Service: web, Dest: d11}, {Kind: ipvs.DelDest, Service: web, Dest: dest("10.0.0.12", 80, 0).Destination},
+			{Kind: ipvs.DelService, Service: web}},
+			baseText[strings.Index(baseText, "-A -f 7"):]},
+		{"service added last, hashed, at zero", []ipvs.Op{
+			{Kind: ipvs.AddService, Service: newSvc}, {Kind: ipvs.AddDest, Service: newSvc, Dest: dest("10.0.0.31", 53, 1).Destination}},
+			baseText + "-A -u 10.0.0.2:53 -s rr conns=0 hashed=true\n-a -u 10.0.0.2:53 -r 10.0.0.31:53 -g -w 1 conns=0 active=0\n"},
+		{"mark service found by its normalised key", []ipvs.Op{{Kind: ipvs.EditDest, Service: mark, Dest: d21}},
+			strings.Replace(baseText, "-a -f 7 -r 10.0.0.21:0 -g -w 1 conns=5", "-a -f 7 -r 10.0.0.21:0 -g -w 9 conns=5", 1)},
+		{"deleted then added again starts at zero", []ipvs.Op{
+			{Kind: ipvs.DelDest, Service: mark, Dest: d21}, {Kind: ipvs.DelService, Service: mark},
+			{Kind: ipvs.AddService, Service: mark}, {Kind: ipvs.AddDest, Service: mark, Dest: d21}},
+			strings.Replace(baseText, "-A -f 7 -s sh conns=5 hashed=true\n-a -f 7 -r 10.0.0.21:0 -g -w 1 conns=5 active=1\n", "", 1) +
+				"-A -f 7 -s sh conns=0 hashed=true\n-a -f 7 -r 10.0.0.21:0 -g -w 9 conns=0 active=0\n"},
+		{"operations the kernel refuses change nothing", []ipvs.Op{
+			{Kind: ipvs.AddService, Service: webRR},                                          // exists
+			{Kind: ipvs.AddDest, Service: web, Dest: d11},                                    // exists
+			{Kind: ipvs.EditDest, Service: web, Dest: d13},                                   // no such server
+			{Kind: ipvs.DelDest, Service: web, Dest: d13},                                    // no such server
+			{Kind: ipvs.EditService, Service: newSvc},                                        // no such service
+			{Kind: ipvs.DelService, Service: newSvc},                                         // no such service
+			{Kind: ipvs.AddDest, Service: newSvc, Dest: d13},                                 // no such service
+			{Kind: ipvs.EditDest, Service: newSvc, Dest: d13},                                // no such service
+			{Kind: ipvs.DelDest, Service: newSvc, Dest: d13},                                 // no such service
+			{Kind: ipvs.AddDest, Service: api, Dest: dest("10.1.0.11", 9000, 5).Destination}, // exists
+		}, baseText},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := base()
+			got := applyOps(in, tc.ops)
+			if s := formatWithStats(got); s != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", s, tc.want)
+			}
+			if s := formatWithStats(in); s != baseText {
+				t.Errorf("input modified:\n%s", s)
+			}
+			// One by one (searching linearly) and all at once (with an
+			// index when there are many) agree.
+			step := in
+			for _, op := range tc.ops {
+				step = applyOps(step, []ipvs.Op{op})
+			}
+			if s := formatWithStats(step); s != tc.want {
+				t.Errorf("one by one:\n%s\nwant:\n%s", s, tc.want)
+			}
+		})
+	}
+	if got := applyOps(nil, []ipvs.Op{{Kind: ipvs.AddService, Service: newSvc}}); formatWithStats(got) != "-A -u 10.0.0.2:53 -s rr conns=0 hashed=true\n" {
+		t.Errorf("from nil:\n%s", formatWithStats(got))
+	}
+}
+
+// TestApplyOpsMatchesKernel applies the operations of whole
+// reconciliations to a copy of the kernel's table and compares the result
+// with the kernel's own.
+func TestApplyOpsMatchesKernel(t *testing.T) {
+	k := newFakeKernel()
+	owned := Ownership{}
+	steps := []*ipvs.Table{bigTable(50, 4), bigTable(60, 3), bigTable(20, 6), {}}
+	steps[1].Services[7].Dests[1].Weight = 9
+	steps[1].Services[8].Scheduler = "sh"
+	for i, want := range steps {
+		cur, _ := k.Table(t.Context())
+		ops := Diff(want, cur, owned)
+		if err := k.Apply(t.Context(), ops); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range want.Services {
+			owned[normKey(s.ServiceKey)] = true
+		}
+		got := applyOps(cur, ops)
+		sortTable(got)
+		kt, _ := k.Table(t.Context())
+		if a, b := formatWithStats(got), formatWithStats(kt); a != b {
+			t.Fatalf("step %d (%d ops): applyOps gave\n%s\nthe kernel holds\n%s", i, len(ops), a, b)
+		}
+	}
+}
+
+// sortTable orders t like the fake kernel's dump.
+func sortTable(t *ipvs.Table) {
+	slices.SortFunc(t.Services, func(a, b ipvs.ServiceEntry) int { return compareKeys(a.ServiceKey, b.ServiceKey) })
+	for i := range t.Services {
+		slices.SortFunc(t.Services[i].Dests, func(a, b ipvs.DestEntry) int {
+			if c := a.Addr.Compare(b.Addr); c != 0 {
+				return c
+			}
+			return int(a.Port) - int(b.Port)
+		})
+	}
+}
+
+// webWeight is twoServices with web's second server at weight w.
+func webWeight(w int) string {
+	return strings.Replace(twoServices, "{address: 10.0.0.12, weight: 100}", fmt.Sprintf("{address: 10.0.0.12, weight: %d}", w), 1)
+}
+
+func TestWeightChangeIsOneOpAndNoRead(t *testing.T) {
+	r := newRig(t)
+	r.apply(t, r.config(t, twoServices))
+	if r.k.tables != 1 {
+		t.Fatalf("first apply read the table %d times, want 1", r.k.tables)
+	}
+	calls := r.k.calls
+	for i, w := range []int{7, 8} {
+		var ops []ipvs.Op
+		var err error
+		if i == 0 {
+			ops, err = r.engine.Reload(t.Context(), r.config(t, webWeight(w)))
+		} else {
+			ops, err = r.engine.Apply(t.Context(), r.config(t, webWeight(w)))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("-e -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w %d", w)
+		if got := formatOps(ops); got != want {
+			t.Errorf("ops:\n%s\nwant:\n%s", got, want)
+		}
+		if r.k.tables != 1 || r.k.calls != calls+i+1 {
+			t.Errorf("weight %d: %d table reads and %d Apply calls, want 1 and %d", w, r.k.tables, r.k.calls, calls+i+1)
+		}
+		if !strings.Contains(r.k.String(), "-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w "+fmt.Sprint(w)+"\n") {
+			t.Errorf("kernel:\n%s", r.k)
+		}
+	}
+	// The same file again: nothing to do, nothing asked of the kernel.
+	if ops := r.apply(t, r.config(t, webWeight(8))); len(ops) != 0 || r.k.tables != 1 || r.k.calls != calls+2 {
+		t.Errorf("no-op apply: %d ops, %d reads, %d calls", len(ops), r.k.tables, r.k.calls)
+	}
+	// A resync always reads.
+	if _, err := r.engine.Resync(t.Context()); err != nil || r.k.tables != 2 {
+		t.Errorf("resync: %v, %d reads", err, r.k.tables)
+	}
+}
+
+func TestStaleViewRetriedOnce(t *testing.T) {
+	web := svc("10.0.0.100", 80, "wlc")
+	api := svc("10.0.0.100", 8080, "rr")
+	for _, tc := range []struct {
+		name   string
+		hand   []ipvs.Op // done by an operator behind lvs-node's back
+		body   string    // the configuration reloaded then
+		first  string    // the operation the kernel refuses, as errors name it
+		errno  error
+		redone string // the operations of the second attempt
+	}{
+		{
+			name:   "service deleted by hand (ESRCH)",
+			hand:   []ipvs.Op{{Kind: ipvs.DelDest, Service: api, Dest: dest("10.1.0.11", 9000, 1).Destination}, {Kind: ipvs.DelService, Service: api}},
+			body:   strings.Replace(twoServices, "{address: 10.1.0.11, port: 9000}", "{address: 10.1.0.11, port: 9000, weight: 3}", 1),
+			first:  "edit-server 10.1.0.11:9000 of TCP 10.0.0.100:8080",
+			errno:  syscall.ESRCH,
+			redone: "-A -t 10.0.0.100:8080 -s rr\n-a -t 10.0.0.100:8080 -r 10.1.0.11:9000 -m -w 3",
+		},
+		{
+			name:   "server deleted by hand (ENOENT)",
+			hand:   []ipvs.Op{{Kind: ipvs.DelDest, Service: web, Dest: dest("10.0.0.12", 80, 1).Destination}},
+			body:   webWeight(5),
+			first:  "edit-server 10.0.0.12:80 of TCP 10.0.0.100:80",
+			errno:  syscall.ENOENT,
+			redone: "-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 5",
+		},
+		{
+			name:   "server added by hand (EEXIST)",
+			hand:   []ipvs.Op{{Kind: ipvs.AddDest, Service: web, Dest: dest("10.0.0.13", 80, 9).Destination}},
+			body:   strings.Replace(twoServices, "      - {address: 10.0.0.12, weight: 100}\n", "      - {address: 10.0.0.12, weight: 100}\n      - {address: 10.0.0.13, weight: 100}\n", 1),
+			first:  "add-server 10.0.0.13:80 to TCP 10.0.0.100:80",
+			errno:  syscall.EEXIST,
+			redone: "-e -t 10.0.0.100:80 -r 10.0.0.13:80 -g -w 100",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.apply(t, r.config(t, twoServices))
+			r.k.run(tc.hand...)
+			var logs strings.Builder
+			r.engine.log = slog.New(slog.NewTextHandler(&logs, nil))
+			cfg := r.config(t, tc.body)
+			ops, err := r.engine.Reload(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+			if got := formatOps(ops); got != tc.redone {
+				t.Errorf("applied:\n%s\nwant:\n%s", got, tc.redone)
+			}
+			if !strings.Contains(logs.String(), "differed from the engine's view") || !strings.Contains(logs.String(), tc.errno.Error()) {
+				t.Errorf("log lacks the retry and %q:\n%s", tc.errno, logs.String())
+			}
+			if !strings.Contains(logs.String(), "("+tc.first+"): "+tc.errno.Error()) {
+				t.Errorf("log lacks the refused operation %s:\n%s", tc.first, logs.String())
+			}
+			if r.k.tables != 2 {
+				t.Errorf("%d table reads, want 2 (start and retry)", r.k.tables)
+			}
+			// Converged: the kernel is what the file asks, and the view
+			// agrees with it.
+			if ops, _, err := r.engine.Plan(t.Context(), cfg); err != nil || len(ops) != 0 {
+				t.Errorf("not converged: %s %v\n%s", formatOps(ops), err, r.k)
+			}
+			snap, _ := r.engine.Snapshot()
+			sortTable(snap)
+			if got, want := FormatTable(snap), r.k.String(); got != want {
+				t.Errorf("snapshot:\n%s\nkernel:\n%s", got, want)
+			}
+			if c := r.engine.Counters(); c.Reloads != 1 || c.ReloadErrors != 0 || c.LastOK != true {
+				t.Errorf("counters = %+v", c)
+			}
+		})
+	}
+}
+
+func TestOtherKernelErrorNotRetriedAndNextApplyReads(t *testing.T) {
+	r := newRig(t)
+	r.apply(t, r.config(t, twoServices))
+	r.k.failAt = 1
+	ops, err := r.engine.Reload(t.Context(), r.config(t, webWeight(5)))
+	if err == nil || !errors.Is(err, syscall.EIO) || len(ops) != 0 {
+		t.Fatalf("reload: %s, %v", formatOps(ops), err)
+	}
+	if r.k.tables != 1 {
+		t.Errorf("an error that says nothing of the table caused a read (%d)", r.k.tables)
+	}
+	// After a failed batch the view is not trusted: the next apply reads.
+	if ops := r.apply(t, r.config(t, webWeight(5))); formatOps(ops) != "-e -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 5" || r.k.tables != 2 {
+		t.Errorf("next apply: %s, %d reads", formatOps(ops), r.k.tables)
+	}
+}
+
+// setConns gives a real server of the fake kernel connection counters,
+// as traffic would.
+func (f *fakeKernel) setConns(k ipvs.ServiceKey, d ipvs.DestKey, conns uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.svcs[kernelKey(k)]
+	s.Stats.Conns += conns
+	for i := range s.Dests {
+		if s.Dests[i].DestKey == d {
+			s.Dests[i].Stats.Conns = conns
+			s.Dests[i].ActiveConns = uint32(conns)
+		}
+	}
+}
+
+func TestSnapshotIsTheTableAfterTheChanges(t *testing.T) {
+	r := newRig(t)
+	if tb, _ := r.engine.Snapshot(); tb != nil {
+		t.Fatalf("snapshot before the first apply: %v", tb)
+	}
+	r.apply(t, r.config(t, twoServices))
+	web := svc("10.0.0.100", 80, "wlc")
+	d11, d12 := dest("10.0.0.11", 80, 0).DestKey, dest("10.0.0.12", 80, 0).DestKey
+	r.k.setConns(web.ServiceKey, d11, 40)
+	r.k.setConns(web.ServiceKey, d12, 2)
+	// A resync reads the counters.
+	if _, err := r.engine.Resync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.engine.Snapshot()
+	beforeText := formatWithStats(before)
+	// Reload: .12 re-weighted, .13 added, api removed.
+	body := strings.Replace(webWeight(5), "      - {address: 10.0.0.12, weight: 5}\n", "      - {address: 10.0.0.12, weight: 5}\n      - {address: 10.0.0.13}\n", 1)
+	body = body[:strings.Index(body, "  - name: api")]
+	if _, err := r.engine.Reload(t.Context(), r.config(t, body)); err != nil {
+		t.Fatal(err)
+	}
+	snap, names := r.engine.Snapshot()
+	want := "-A -t 10.0.0.100:80 -s wlc conns=42 hashed=true\n" +
+		"-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w 100 conns=40 active=40\n" +
+		"-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 5 conns=2 active=2\n" +
+		"-a -t 10.0.0.100:80 -r 10.0.0.13:80 -g -w 1 conns=0 active=0\n"
+	if got := formatWithStats(snap); got != want {
+		t.Errorf("snapshot after reload:\n%s\nwant:\n%s", got, want)
+	}
+	if len(names) != 1 || names[web.ServiceKey] != "web" {
+		t.Errorf("names = %v", names)
+	}
+	if got := formatWithStats(before); got != beforeText {
+		t.Errorf("a snapshot handed out earlier changed:\n%s\nwas:\n%s", got, beforeText)
+	}
+	// The kernel agrees (apart from counters, which the fake keeps too).
+	kt, _ := r.k.Table(t.Context())
+	sortTable(snap)
+	if a, b := formatWithStats(snap), formatWithStats(kt); a != b {
+		t.Errorf("snapshot:\n%s\nkernel:\n%s", a, b)
+	}
+	// Down empties what lvs-node owned.
+	if _, err := r.engine.Down(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if snap, names := r.engine.Snapshot(); len(snap.Services) != 0 || names != nil {
+		t.Errorf("snapshot after down:\n%s names %v", formatWithStats(snap), names)
 	}
 }

@@ -8,17 +8,21 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/lvs-node/lvs-node/internal/ipvs"
 )
 
 // fakeKernel is an in-memory IPVS table that enforces the kernel's rules
-// for each operation and prints itself as ipvsadm-save lines.
+// for each operation, fails the way the netlink client does (an
+// *ipvs.OpError carrying the kernel's errno) and prints itself as
+// ipvsadm-save lines.
 type fakeKernel struct {
 	mu       sync.Mutex
 	svcs     map[ipvs.ServiceKey]*ipvs.ServiceEntry
 	applied  int   // operations applied in total
 	calls    int   // Apply calls
+	tables   int   // Table calls
 	failAt   int   // when > 0, the failAt-th operation of the next Apply fails
 	tableErr error // returned by Table when set
 }
@@ -39,9 +43,15 @@ func kernelKey(k ipvs.ServiceKey) ipvs.ServiceKey {
 func (f *fakeKernel) Table(context.Context) (*ipvs.Table, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tables++
 	if f.tableErr != nil {
 		return nil, f.tableErr
 	}
+	return f.dump(), nil
+}
+
+// dump copies the table, sorted; the caller holds f.mu.
+func (f *fakeKernel) dump() *ipvs.Table {
 	t := &ipvs.Table{}
 	for _, s := range f.svcs {
 		c := *s
@@ -58,7 +68,7 @@ func (f *fakeKernel) Table(context.Context) (*ipvs.Table, error) {
 	sort.Slice(t.Services, func(i, j int) bool {
 		return compareKeys(t.Services[i].ServiceKey, t.Services[j].ServiceKey) < 0
 	})
-	return t, nil
+	return t
 }
 
 func (f *fakeKernel) Apply(_ context.Context, ops []ipvs.Op) error {
@@ -68,10 +78,10 @@ func (f *fakeKernel) Apply(_ context.Context, ops []ipvs.Op) error {
 	for i, op := range ops {
 		if f.failAt > 0 && i == f.failAt-1 {
 			f.failAt = 0
-			return fmt.Errorf("operation %d (%s): injected failure", i, FormatOp(op))
+			return &ipvs.OpError{Index: i, Op: op, Err: fmt.Errorf("injected failure: %w", syscall.EIO), Sent: i + 1}
 		}
 		if err := f.apply(op); err != nil {
-			return fmt.Errorf("operation %d (%s): %w", i, FormatOp(op), err)
+			return &ipvs.OpError{Index: i, Op: op, Err: err, Sent: i + 1}
 		}
 		f.applied++
 	}
@@ -84,16 +94,16 @@ func (f *fakeKernel) apply(op ipvs.Op) error {
 	switch op.Kind {
 	case ipvs.AddService, ipvs.EditService:
 		if op.Kind == ipvs.AddService && s != nil {
-			return fmt.Errorf("file exists")
+			return syscall.EEXIST
 		}
 		if op.Kind == ipvs.EditService && s == nil {
-			return fmt.Errorf("no such process")
+			return syscall.ESRCH
 		}
 		if k.Family == afInet6 && (op.Service.Netmask < 1 || op.Service.Netmask > 128) {
-			return fmt.Errorf("invalid argument: IPv6 netmask %d", op.Service.Netmask)
+			return fmt.Errorf("IPv6 netmask %d: %w", op.Service.Netmask, syscall.EINVAL)
 		}
 		if op.Service.Scheduler == "" {
-			return fmt.Errorf("invalid argument: no scheduler")
+			return fmt.Errorf("no scheduler: %w", syscall.EINVAL)
 		}
 		svc := op.Service
 		svc.ServiceKey = k
@@ -105,28 +115,28 @@ func (f *fakeKernel) apply(op ipvs.Op) error {
 		}
 	case ipvs.DelService:
 		if s == nil {
-			return fmt.Errorf("no such process")
+			return syscall.ESRCH
 		}
 		delete(f.svcs, k)
 	case ipvs.AddDest, ipvs.EditDest, ipvs.DelDest:
 		if s == nil {
-			return fmt.Errorf("no such process: service %s", k)
+			return fmt.Errorf("service %s: %w", k, syscall.ESRCH)
 		}
 		j := slices.IndexFunc(s.Dests, func(d ipvs.DestEntry) bool { return d.DestKey == op.Dest.DestKey })
 		switch op.Kind {
 		case ipvs.AddDest:
 			if j >= 0 {
-				return fmt.Errorf("file exists")
+				return syscall.EEXIST
 			}
 			s.Dests = append(s.Dests, ipvs.DestEntry{Destination: op.Dest})
 		case ipvs.EditDest:
 			if j < 0 {
-				return fmt.Errorf("no such file or directory")
+				return syscall.ENOENT
 			}
 			s.Dests[j].Destination = op.Dest
 		case ipvs.DelDest:
 			if j < 0 {
-				return fmt.Errorf("no such file or directory")
+				return syscall.ENOENT
 			}
 			s.Dests = slices.Delete(s.Dests, j, j+1)
 		}
@@ -138,8 +148,9 @@ func (f *fakeKernel) apply(op ipvs.Op) error {
 
 // String prints the table as ipvsadm-save -n lines, services sorted.
 func (f *fakeKernel) String() string {
-	t, _ := f.Table(context.Background())
-	return FormatTable(t)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return FormatTable(f.dump())
 }
 
 // run applies ipvsadm-style changes by hand, the way an operator would.

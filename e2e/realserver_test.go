@@ -21,39 +21,56 @@ import (
 	"github.com/lvs-node/lvs-node/lab/topo"
 )
 
-// TestRealserverLab runs lvs-node realserver on both real servers of a DR
-// and TUN cluster (rs1 as a daemon, rs2 with up/down) with IPVS in front,
-// and checks traffic, ARP suppression, self-repair, idempotence and exact
-// restoration.
+// rsLabDirector is the director in front of the real-server lab: DR and
+// TUN over rs1 and rs2 on the lan, NAT to rs3 on the back network.
+const rsLabDirector = `director:
+  state_dir: %[1]s/director
+  resync_interval: 1s
+listen:
+  control: %[1]s/director.sock
+virtual_services:
+  - name: dr
+    vip: 10.0.0.100
+    port: 80
+    scheduler: rr
+    bind_vip: true
+    real_servers: [{address: 10.0.0.11}, {address: 10.0.0.12}]
+  - name: tun
+    vip: 10.0.0.101
+    port: 80
+    scheduler: rr
+    forwarding: tun
+    bind_vip: true
+    real_servers: [{address: 10.0.0.11}, {address: 10.0.0.12}]
+  - name: nat
+    vip: 10.0.0.102
+    port: 80
+    scheduler: rr
+    forwarding: nat
+    bind_vip: true
+    real_servers: [{address: 10.2.0.13}]
+`
+
+// TestRealserverLab runs lvs-node realserver on every real server of a DR,
+// TUN and NAT cluster (rs1 as a daemon, rs2 and rs3 with up/down) with
+// lvs-node director in front, and checks traffic, ARP suppression,
+// self-repair, the control socket, idempotence and exact restoration.
 func TestRealserverLab(t *testing.T) {
 	modprobe(t, "ip_vs")
 	l := topo.New(t)
 	lan := l.Net("lan", "10.0.0.0/24")
+	back := l.Net("back", "10.2.0.0/24")
 	client := l.Host("client", topo.On(lan, "10.0.0.2"))
-	dir := l.Host("dir", topo.On(lan, "10.0.0.1"))
+	dir := l.Host("dir", topo.On(lan, "10.0.0.1"), topo.On(back, "10.2.0.1"))
 	rs1 := l.Host("rs1", topo.On(lan, "10.0.0.11"))
 	rs2 := l.Host("rs2", topo.On(lan, "10.0.0.12"))
-	const vipDR, vipTUN = "10.0.0.100", "10.0.0.101"
+	rs3 := l.Host("rs3", topo.On(back, "10.2.0.13"))
+	const vipDR, vipTUN, vipNAT = "10.0.0.100", "10.0.0.101", "10.0.0.102"
+	tmp := t.TempDir()
 
-	// The director holds both VIPs and balances them over the real servers.
-	dlink, err := dir.Handle().LinkByName("eth0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{vipDR, vipTUN} {
-		a, _ := netlink.ParseAddr(v + "/32")
-		if err := dir.Handle().AddrAdd(dlink, a); err != nil {
-			t.Fatalf("VIP %s on the director: %v", v, err)
-		}
-	}
-	dir.MustRun(t, "ipvsadm", "-A", "-t", vipDR+":80", "-s", "rr")
-	dir.MustRun(t, "ipvsadm", "-A", "-t", vipTUN+":80", "-s", "rr")
-	for _, rs := range []string{"10.0.0.11", "10.0.0.12"} {
-		dir.MustRun(t, "ipvsadm", "-a", "-t", vipDR+":80", "-r", rs+":80", "-g")
-		dir.MustRun(t, "ipvsadm", "-a", "-t", vipTUN+":80", "-r", rs+":80", "-i")
-	}
 	rs1.ServeName(t, 80)
 	rs2.ServeName(t, 80)
+	rs3.ServeName(t, 80)
 
 	// Without lvs-node, an address on a real server's lo is answered by
 	// ARP from its eth0: the problem lvs-node solves, and proof that the
@@ -85,11 +102,14 @@ func TestRealserverLab(t *testing.T) {
 	before2 := rsState(t, rs2)
 
 	// rs1: the daemon, DR on lo and TUN.
-	cfg1 := writeRSConfig(t, "rs1", `  watch_interval: 500ms
+	sock1 := filepath.Join(tmp, "run", "rs1.sock")
+	rs1Body := `  watch_interval: 500ms
   vips:
     - {address: 10.0.0.100, mode: dr}
     - {address: 10.0.0.101, mode: tun}
-`)
+listen:
+  control: ` + sock1 + "\n"
+	cfg1 := writeRSConfig(t, "rs1", rs1Body)
 	daemon := rs1.Start(t, "lvs-node", "realserver", "--config", cfg1)
 	if !daemon.WaitOutput("real server ready", 20*time.Second) {
 		t.Fatalf("daemon on rs1 not ready:\n%s", daemon.Output())
@@ -120,6 +140,52 @@ func TestRealserverLab(t *testing.T) {
 		}
 	}
 
+	// rs3: one-shot NAT; its default route goes through the director
+	// and the route it had before is recorded.
+	prev, err := netlink.ParseAddr("10.2.0.254/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs3eth, err := rs3.Handle().LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs3.Handle().RouteAdd(&netlink.Route{LinkIndex: rs3eth.Attrs().Index, Gw: prev.IP}); err != nil {
+		t.Fatalf("previous default route on rs3: %v", err)
+	}
+	before3 := rsState(t, rs3) + "\n" + routes(t, rs3)
+	cfg3 := writeRSConfig(t, "rs3", `  vips:
+    - {address: 10.0.0.102, mode: nat, gateway: 10.2.0.1}
+`)
+	out = rs3.MustRun(t, "lvs-node", "realserver", "up", "--config", cfg3)
+	if !strings.Contains(out, "ip route add default via 10.2.0.1\n") {
+		t.Fatalf("first up on rs3:\n%s", out)
+	}
+	if out := rs3.MustRun(t, "lvs-node", "realserver", "up", "--config", cfg3); out != "0 changes\n" {
+		t.Fatalf("second up on rs3 is not a no-op:\n%s", out)
+	}
+	if got := routes(t, rs3); !strings.Contains(got, "default via 10.2.0.1 dev eth0") {
+		t.Fatalf("rs3 routes after up:\n%s", got)
+	}
+
+	// lvs-node director in front: DR, TUN and NAT services with the VIPs
+	// bound on the director.
+	dcfg := filepath.Join(tmp, "director.yaml")
+	if err := os.WriteFile(dcfg, []byte(fmt.Sprintf(rsLabDirector, tmp)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dp := dir.Start(t, "lvs-node", "director", "--config", dcfg)
+	if !dp.WaitOutput("msg=applied", 60*time.Second) {
+		t.Fatalf("director did not apply:\n%s", dp.Output())
+	}
+	table := dir.MustRun(t, "ipvsadm", "-Sn")
+	for _, want := range []string{"-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g", "-a -t 10.0.0.101:80 -r 10.0.0.12:80 -i",
+		"-a -t 10.0.0.102:80 -r 10.2.0.13:80 -m"} {
+		if !strings.Contains(table, want) {
+			t.Fatalf("director table lacks %q:\n%s", want, table)
+		}
+	}
+
 	// DR and TUN carry TCP to both real servers.
 	for _, vip := range []string{vipDR, vipTUN} {
 		seen := map[string]int{}
@@ -132,6 +198,13 @@ func TestRealserverLab(t *testing.T) {
 		}
 		if seen["rs1"] != 2 || seen["rs2"] != 2 {
 			t.Errorf("%s answered by %v, want rs1 and rs2 twice each", vip, seen)
+		}
+	}
+
+	// NAT carries TCP to rs3 through the director.
+	for i := 0; i < 3; i++ {
+		if got, err := client.Get(vipNAT+":80", 5*time.Second); err != nil || got != "rs3" {
+			t.Fatalf("NAT request %d: %q, %v\ndirector:\n%s", i, got, err, dp.Output())
 		}
 	}
 
@@ -185,7 +258,51 @@ func TestRealserverLab(t *testing.T) {
 		t.Errorf("DR after repairs: %q, %v", got, err)
 	}
 
-	// down and SIGTERM bring every sysctl and address back.
+	// The control socket: mode 0600, status reports what is applied with
+	// the recorded originals and the repairs so far.
+	fi, err := os.Stat(sock1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket %s: mode %v, want a socket with 0600", sock1, fi.Mode())
+	}
+	status := rs1.MustRun(t, "lvs-node", "realserver", "status", "--config", cfg1)
+	t.Logf("status on rs1:\n%s", status)
+	for _, want := range []string{"10.0.0.100 dr on lo: applied\n", "10.0.0.101 tun on tunl0: applied\n",
+		"net/ipv4/conf/all/arp_ignore = 1, original 0\n", "net/ipv4/conf/all/rp_filter = 0, original 1\n",
+		"net/ipv4/conf/tunl0/rp_filter = 0, original ", "ip addr add 10.0.0.100/32 dev lo label lo:lvs\n",
+		fmt.Sprintf("repairs: %d\n", strings.Count(daemon.Output(), "msg=repaired "))} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+	// A reload the host refuses (the gateway is on no connected network)
+	// changes nothing; the same file again is a no-op.
+	applied1 := rsState(t, rs1)
+	rsWriteFile(t, cfg1, strings.Replace(rsReadFile(t, cfg1), "    - {address: 10.0.0.101, mode: tun}\n",
+		"    - {address: 10.0.0.101, mode: tun}\n    - {address: 10.0.0.150, mode: nat, gateway: 172.16.0.1}\n", 1))
+	if out, err := rs1.Run(t, "lvs-node", "realserver", "reload", "--config", cfg1); err == nil ||
+		!strings.Contains(out, "realserver.vips[2].gateway: gateway 172.16.0.1 is not on a connected network") {
+		t.Errorf("reload of a refused file: %v\n%s", err, out)
+	}
+	if got := rsState(t, rs1); got != applied1 {
+		t.Errorf("refused reload changed rs1:\n%s\nwant:\n%s", got, applied1)
+	}
+	rsWriteFile(t, cfg1, strings.Replace(rsReadFile(t, cfg1), "    - {address: 10.0.0.150, mode: nat, gateway: 172.16.0.1}\n", "", 1))
+	if out := rs1.MustRun(t, "lvs-node", "realserver", "reload", "--config", cfg1); out != "reloaded, 0 changes\n" {
+		t.Errorf("reload of the same file:\n%s", out)
+	}
+	if status := rs1.MustRun(t, "lvs-node", "realserver", "status", "--socket", sock1); !strings.Contains(status, "reloads: 1\n") {
+		t.Errorf("status after reload:\n%s", status)
+	}
+
+	// down and SIGTERM bring every sysctl, address and route back.
+	out = rs3.MustRun(t, "lvs-node", "realserver", "down", "--config", cfg3)
+	t.Logf("down on rs3:\n%s", out)
+	if got := rsState(t, rs3) + "\n" + routes(t, rs3); got != before3 {
+		t.Errorf("rs3 not restored:\n%s\nwant:\n%s", got, before3)
+	}
 	out = rs2.MustRun(t, "lvs-node", "realserver", "down", "--config", cfg2)
 	t.Logf("down on rs2:\n%s", out)
 	if err := daemon.Stop(10 * time.Second); err != nil {
@@ -193,6 +310,9 @@ func TestRealserverLab(t *testing.T) {
 	}
 	if !strings.Contains(daemon.Output(), "host restored") {
 		t.Errorf("daemon did not restore on exit:\n%s", daemon.Output())
+	}
+	if _, err := os.Lstat(sock1); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind after exit: %v", err)
 	}
 	for _, c := range []struct {
 		h      *topo.Host
@@ -247,6 +367,28 @@ func rsState(t *testing.T, h *topo.Host) string {
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// routes prints a host's IPv4 main-table routes.
+func routes(t *testing.T, h *topo.Host) string {
+	t.Helper()
+	return strings.TrimSpace(h.MustRun(t, "ip", "-4", "route", "show", "table", "main"))
+}
+
+func rsReadFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func rsWriteFile(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func hasAddr(t *testing.T, h *topo.Host, dev, prefix string) bool {

@@ -89,7 +89,9 @@ type Listen struct {
 	// Metrics is a host:port for read-only Prometheus metrics; empty
 	// means none.
 	Metrics string `yaml:"metrics"`
-	// Control is the path of the control socket (reserved; not served yet).
+	// Control is the path of the daemon's control socket (mode 0600):
+	// status reports what is applied, reload makes the daemon re-read its
+	// file. Empty means none.
 	Control string `yaml:"control"`
 }
 
@@ -103,6 +105,10 @@ func LoadConfig(path string) (*Config, *config.Doc, error) {
 	var c Config
 	doc, err := config.Load(path, &c)
 	if err != nil {
+		if doc.Parsed {
+			// Report what validation finds in the rest of the file too.
+			err = config.Combine(err, Validate(&c, doc))
+		}
 		return nil, doc, err
 	}
 	if err := Validate(&c, doc); err != nil {

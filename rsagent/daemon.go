@@ -2,52 +2,23 @@ package rsagent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
+
+	"github.com/lvs-node/lvs-node/internal/config"
 )
 
-// Metrics are the daemon's read-only metrics, served in the Prometheus
-// text exposition format.
-type Metrics struct {
-	repairs atomic.Uint64
-	fails   atomic.Uint64
-	vips    atomic.Int64
-}
-
-// NewMetrics returns a fresh set of metrics.
-func NewMetrics() *Metrics { return &Metrics{} }
-
-// WriteTo writes the metrics in the Prometheus text format.
-func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
-	n, err := fmt.Fprintf(w, `# HELP lvs_node_realserver_repairs_total Changes made after the first apply to bring the host back to its configured state.
-# TYPE lvs_node_realserver_repairs_total counter
-lvs_node_realserver_repairs_total %d
-# HELP lvs_node_realserver_reconcile_errors_total Reconcile passes that ended with an error.
-# TYPE lvs_node_realserver_reconcile_errors_total counter
-lvs_node_realserver_reconcile_errors_total %d
-# HELP lvs_node_realserver_vips Configured VIPs currently bound on this host (dr and tun).
-# TYPE lvs_node_realserver_vips gauge
-lvs_node_realserver_vips %d
-`, m.repairs.Load(), m.fails.Load(), m.vips.Load())
-	return int64(n), err
-}
-
-// Handler serves the metrics (GET only).
-func (m *Metrics) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "read-only", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_, _ = m.WriteTo(w)
-	})
+// RunOptions are the daemon's optional parts.
+type RunOptions struct {
+	// Metrics receives the daemon's counters; nil keeps them private.
+	Metrics *Metrics
+	// ConfigPath is the file a reload re-reads; empty refuses reloads.
+	ConfigPath string
+	// Control is the path of the control socket; empty serves none.
+	Control string
 }
 
 // Run applies the configuration and keeps it applied until ctx is done:
@@ -56,13 +27,30 @@ func (m *Metrics) Handler() http.Handler {
 // logged once, as the ip(8)/sysctl(8) line it ran. When ctx is done and
 // restore_on_exit is set, everything is restored (see Down).
 //
+// With opts.Control set, Run serves the control socket (mode 0600, removed
+// on exit): status reports what is applied, reload re-reads
+// opts.ConfigPath. A reload whose file does not validate, or that the host
+// refuses (see Up), changes nothing.
+//
 // All kernel changes happen on the calling goroutine, so a caller that
 // locked its thread into a network namespace keeps them there.
-func (a *Agent) Run(ctx context.Context, m *Metrics) error {
+func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
+	m := opts.Metrics
 	if m == nil {
 		m = NewMetrics()
 	}
-	rs := a.cfg.Realserver
+	done := make(chan struct{})
+	defer close(done)
+	reqs := make(chan ctlReq)
+	if opts.Control != "" {
+		ln, err := listenControl(opts.Control)
+		if err != nil {
+			return err
+		}
+		defer ln.Close() // removes the socket file
+		go a.serveControl(ln, reqs, done)
+	}
+
 	changes, err := a.Up()
 	for _, c := range changes {
 		a.log.Info("applied", "change", c)
@@ -70,22 +58,25 @@ func (a *Agent) Run(ctx context.Context, m *Metrics) error {
 	if err != nil {
 		return err
 	}
+	rs := a.cfg.Realserver
+	if opts.Control != "" {
+		a.log.Info("control socket ready", "path", opts.Control)
+	}
 	a.log.Info("real server ready", "changes", len(changes), "vips", len(rs.VIPs), "watch_interval", rs.WatchInterval.D())
 	a.updateGauge(m)
 
-	done := make(chan struct{})
-	defer close(done)
 	events, err := a.k.Watch(done)
 	if err != nil {
 		return fmt.Errorf("watch network changes: %w", err)
 	}
 	tick := time.NewTicker(rs.WatchInterval.D())
 	defer tick.Stop()
+	var repairs, reloads uint64
 	lastErr := ""
 	for {
 		select {
 		case <-ctx.Done():
-			if !rs.RestoreOnExitValue() {
+			if !a.cfg.Realserver.RestoreOnExitValue() {
 				a.log.Info("stopping; leaving the configuration in place")
 				return nil
 			}
@@ -98,6 +89,36 @@ func (a *Agent) Run(ctx context.Context, m *Metrics) error {
 			}
 			a.log.Info("stopped; host restored", "changes", len(changes))
 			return nil
+		case req := <-reqs:
+			switch req.cmd {
+			case cmdStatus:
+				st, err := a.status()
+				if err == nil {
+					st.Config, st.Repairs, st.Reloads, st.LastError = opts.ConfigPath, repairs, reloads, lastErr
+				}
+				req.reply <- statusReply(st, err)
+				continue
+			case cmdReload:
+				a.log.Info("reload requested on the control socket")
+				changes, err := a.reload(opts.ConfigPath)
+				for _, c := range changes {
+					a.log.Info("applied", "change", c)
+				}
+				if err != nil {
+					m.reloads.WithLabelValues("refused").Inc()
+					a.log.Error("reload refused", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+					req.reply <- ctlReply{err: err}
+					continue
+				}
+				reloads++
+				m.reloads.WithLabelValues("ok").Inc()
+				a.log.Info("reloaded", "changes", len(changes), "vips", len(a.cfg.Realserver.VIPs))
+				tick.Reset(a.cfg.Realserver.WatchInterval.D())
+				a.updateGauge(m)
+				req.reply <- ctlReply{body: lines(changes)}
+				lastErr = ""
+				continue
+			}
 		case <-events:
 			// Let a burst of notifications settle (our own changes cause
 			// some too).
@@ -114,10 +135,11 @@ func (a *Agent) Run(ctx context.Context, m *Metrics) error {
 		changes, err := a.Up()
 		for _, c := range changes {
 			a.log.Warn("repaired", "change", c)
-			m.repairs.Add(1)
+			m.repairs.Inc()
+			repairs++
 		}
 		if err != nil {
-			m.fails.Add(1)
+			m.fails.Inc()
 			if msg := err.Error(); msg != lastErr {
 				a.log.Error("cannot keep the configuration applied", "err", strings.ReplaceAll(msg, "\n", "; "))
 				lastErr = msg
@@ -128,6 +150,61 @@ func (a *Agent) Run(ctx context.Context, m *Metrics) error {
 		}
 		a.updateGauge(m)
 	}
+}
+
+func statusReply(st *Status, err error) ctlReply {
+	if err != nil {
+		return ctlReply{err: err}
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return ctlReply{err: fmt.Errorf("encode status: %w", err)}
+	}
+	return ctlReply{body: string(b) + "\n"}
+}
+
+func lines(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return strings.Join(ss, "\n") + "\n"
+}
+
+// reload re-reads path and applies it. A file that does not validate, that
+// changes what only a restart can change (state_dir, listen), or that the
+// host refuses before any change (see Up) leaves the previous
+// configuration in effect and the host untouched.
+func (a *Agent) reload(path string) ([]string, error) {
+	if path == "" {
+		return nil, fmt.Errorf("no configuration file to re-read")
+	}
+	cfg, doc, err := LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	old, oldDoc := a.cfg, a.doc
+	var errs config.Errors
+	if cfg.Realserver.StateDir != old.Realserver.StateDir {
+		errs = append(errs, doc.Errorf("realserver.state_dir", "state_dir cannot change on reload (running with %s); restart the daemon", old.Realserver.StateDir))
+	}
+	if cfg.Listen != old.Listen {
+		errs = append(errs, doc.Errorf("listen", "listen cannot change on reload; restart the daemon"))
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.cfg, a.doc = cfg, doc
+	a.mu.Unlock()
+	changes, err := a.Up()
+	if err != nil && len(changes) == 0 && config.AsErrors(err) != nil {
+		// Refused before any change: keep the previous configuration.
+		a.mu.Lock()
+		a.cfg, a.doc = old, oldDoc
+		a.mu.Unlock()
+		return nil, err
+	}
+	return changes, err
 }
 
 func drain(ch <-chan struct{}) {
@@ -143,7 +220,7 @@ func drain(ch <-chan struct{}) {
 func (a *Agent) updateGauge(m *Metrics) {
 	n, err := a.VIPsBound()
 	if err == nil {
-		m.vips.Store(int64(n))
+		m.vips.Set(float64(n))
 	}
 }
 

@@ -32,6 +32,17 @@
 // and removes only what lvs-node added. Applying the same configuration
 // twice changes nothing the second time.
 //
+// # Daemon, metrics and control socket
+//
+// Run keeps the configuration applied (see Agent.Run). Its metrics live in
+// a registry of their own (NewMetrics), served by Metrics.Handler for GET
+// and HEAD. With listen.control set it serves a unix socket of mode 0600,
+// removed on exit, that changes no state: "status" reports the VIPs and
+// where they are, the sysctls with their recorded originals, what down
+// would undo and the repairs so far; "reload" makes the daemon re-read its
+// own file, and a file that does not validate or that the host refuses
+// changes nothing (RequestStatus, RequestReload).
+//
 // # Kernel seam
 //
 // All netlink work goes through the Kernel interface (a snapshot, add,

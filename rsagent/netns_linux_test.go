@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -309,6 +311,7 @@ func TestRealKernelDaemonRepairsAndRestores(t *testing.T) {
 	before := hostState(t, k)
 	ctx, cancel := context.WithCancel(context.Background())
 	m := NewMetrics()
+	sock := filepath.Join(t.TempDir(), "run", "rs.sock")
 	var wg sync.WaitGroup
 	var runErr error
 	wg.Add(1)
@@ -321,7 +324,7 @@ func TestRealKernelDaemonRepairsAndRestores(t *testing.T) {
 			runErr = err
 			return
 		}
-		runErr = a.Run(ctx, m)
+		runErr = a.Run(ctx, RunOptions{Metrics: m, Control: sock})
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	vip := Addr{Dev: "lo", Prefix: mustPrefix("10.0.0.100/32")}
@@ -340,14 +343,32 @@ func TestRealKernelDaemonRepairsAndRestores(t *testing.T) {
 	start = time.Now()
 	waitFor(t, 2*time.Second, "sysctl repaired", func() bool { return readSys(t, "net/ipv4/conf/all/arp_ignore") == "1" })
 	t.Logf("sysctl back after %v", time.Since(start))
-	if got := m.repairs.Load(); got != 2 {
-		t.Errorf("repairs counted = %d, want 2", got)
+	if got := testutil.ToFloat64(m.repairs); got != 2 {
+		t.Errorf("repairs counted = %v, want 2", got)
+	}
+	// The control socket reports what is in place, read in the namespace.
+	fi, err := os.Stat(sock)
+	must(t, err)
+	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("control socket mode %v, want a socket with 0600", fi.Mode())
+	}
+	st, err := RequestStatus(context.Background(), sock)
+	must(t, err)
+	if len(st.VIPs) != 1 || st.VIPs[0].Where[0] != "lo" || !st.VIPs[0].Applied || st.Repairs != 2 {
+		t.Errorf("status: %+v", st)
+	}
+	i := slices.IndexFunc(st.Sysctls, func(x SysctlStatus) bool { return x.Key == "net/ipv4/conf/all/arp_ignore" })
+	if i < 0 || st.Sysctls[i].Current != "1" || !st.Sysctls[i].Recorded || st.Sysctls[i].Original != "0" {
+		t.Errorf("status of all/arp_ignore: %+v", st.Sysctls)
 	}
 
 	cancel()
 	wg.Wait()
 	if runErr != nil {
 		t.Fatalf("Run: %v", runErr)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
 	}
 	if got := hostState(t, k); got != before {
 		t.Errorf("exit did not restore the host:\n%s\nwant:\n%s", got, before)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +33,8 @@ logged. On SIGTERM or SIGINT it restores the host when restore_on_exit is
 true (the default).
 
 "lvs-node realserver up" and "down" do the same once, for hosts that want no
-daemon. Every original value is recorded in state_dir before it is changed,
+daemon. "status" and "reload" talk to the running daemon over its control
+socket (listen.control). Every original value is recorded in state_dir before it is changed,
 and down puts back exactly those values and removes only what lvs-node added.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -49,6 +51,8 @@ and down puts back exactly those values and removes only what lvs-node added.`,
 				return runRealserverOnce(cmd, cfgPath, true)
 			},
 		},
+		newRealserverStatusCmd(&cfgPath),
+		newRealserverReloadCmd(&cfgPath),
 		&cobra.Command{
 			Use:   "down",
 			Short: "Undo everything lvs-node realserver changed and exit",
@@ -135,7 +139,99 @@ func runRealserverDaemon(cmd *cobra.Command, cfgPath string) error {
 			_ = srv.Shutdown(sctx)
 		}()
 	}
-	return configError(a.Run(ctx, m))
+	return configError(a.Run(ctx, rsagent.RunOptions{Metrics: m, ConfigPath: cfgPath, Control: cfg.Listen.Control}))
+}
+
+// realserverSocket is --socket, or listen.control of the configuration.
+func realserverSocket(cfgPath, socket string) (string, error) {
+	if socket != "" {
+		return socket, nil
+	}
+	cfg, _, err := rsagent.LoadConfig(cfgPath)
+	if err != nil {
+		return "", configError(err)
+	}
+	if cfg.Listen.Control == "" {
+		return "", errors.New("listen.control is not set in the configuration: the daemon serves no control socket")
+	}
+	return cfg.Listen.Control, nil
+}
+
+func newRealserverStatusCmd(cfgPath *string) *cobra.Command {
+	var socket string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show what the running daemon has applied",
+		Long: `status asks the running daemon on its control socket (listen.control, or
+--socket) what is applied: each VIP and where it is bound, every sysctl it set
+with the recorded original, what down would remove or put back, and the
+repairs so far. It changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sock, err := realserverSocket(*cfgPath, socket)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			st, err := rsagent.RequestStatus(ctx, sock)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			fmt.Fprint(cmd.OutOrStdout(), st.Text())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", "", "control socket (default: listen.control of the configuration)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func newRealserverReloadCmd(cfgPath *string) *cobra.Command {
+	var socket string
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Ask the running daemon to re-read its configuration file",
+		Long: `reload validates the file first and reports every problem; the running daemon
+then re-reads its own file through its control socket (listen.control). The
+socket only triggers the reload. A file that does not validate, or that the
+host refuses, changes nothing and the previous configuration stays in effect.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The daemon reads the file itself; checking it here first
+			// reports every problem with its position.
+			cfg, _, err := rsagent.LoadConfig(*cfgPath)
+			if err != nil {
+				return configError(err)
+			}
+			if socket == "" {
+				socket = cfg.Listen.Control
+			}
+			if socket == "" {
+				return errors.New("listen.control is not set in the configuration: the daemon serves no control socket")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
+			defer cancel()
+			changes, err := rsagent.RequestReload(ctx, socket)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, c := range changes {
+				fmt.Fprintln(out, c)
+			}
+			fmt.Fprintf(out, "reloaded, %d changes\n", len(changes))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", "", "control socket (default: listen.control of the configuration, which is validated first)")
+	return cmd
 }
 
 func serveMetrics(addr string, m *rsagent.Metrics, log *slog.Logger) (*http.Server, error) {

@@ -86,6 +86,34 @@ func AsErrors(err error) Errors {
 	return nil
 }
 
+// Combine merges the problems found while decoding with those found by
+// validating what was decoded, so that a file's every problem is reported
+// in one run. A validation problem at or below a key path that already
+// failed to decode is dropped: it would only repeat that failure.
+func Combine(decodeErr, validateErr error) error {
+	dec, val := AsErrors(decodeErr), AsErrors(validateErr)
+	if decodeErr != nil && dec == nil {
+		return decodeErr // not a file problem (unreadable, say)
+	}
+	if validateErr != nil && val == nil {
+		return validateErr
+	}
+	out := append(Errors(nil), dec...)
+	for _, v := range val {
+		shadowed := false
+		for _, d := range dec {
+			if d.Path != "" && (v.Path == d.Path || strings.HasPrefix(v.Path, d.Path+".") || strings.HasPrefix(v.Path, d.Path+"[")) {
+				shadowed = true
+				break
+			}
+		}
+		if !shadowed {
+			out = append(out, v)
+		}
+	}
+	return out.Err()
+}
+
 // Duration is a time.Duration written as in Go ("2s", "1m30s", "250ms").
 type Duration time.Duration
 
@@ -114,7 +142,10 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // validation done after decoding can name file:line:column too.
 type Doc struct {
 	File string
-	pos  map[string]Pos
+	// Parsed is true when the file was valid YAML and was walked, so that
+	// validation can run on what was decoded even if some keys failed.
+	Parsed bool
+	pos    map[string]Pos
 	keys []string // top-level keys in file order
 }
 
@@ -218,6 +249,7 @@ func Decode(name string, data []byte, out any) (*Doc, error) {
 		}
 	}
 	doc.pos[""] = Pos{File: name, Line: node.Line, Column: node.Column}
+	doc.Parsed = true
 	d.decode(node, rv.Elem(), "")
 	return doc, d.errs.Err()
 }

@@ -199,3 +199,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCombine(t *testing.T) {
+	dec := Errors{{Pos: Pos{File: "f", Line: 3, Column: 1}, Path: "a.b", Msg: "bad type"}}
+	val := Errors{
+		{Pos: Pos{File: "f", Line: 3, Column: 1}, Path: "a.b", Msg: "out of range"},
+		{Pos: Pos{File: "f", Line: 4, Column: 1}, Path: "a.b[0].c", Msg: "under a failed key"},
+		{Pos: Pos{File: "f", Line: 1, Column: 1}, Path: "a.bc", Msg: "a sibling with a longer name"},
+		{Pos: Pos{File: "f", Line: 9, Column: 1}, Path: "z", Msg: "elsewhere"},
+	}
+	got := AsErrors(Combine(dec, val))
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, e.Error())
+	}
+	want := "f:1:1: a.bc: a sibling with a longer name|f:3:1: a.b: bad type|f:9:1: z: elsewhere"
+	if strings.Join(lines, "|") != want {
+		t.Fatalf("Combine = %s\nwant      %s", strings.Join(lines, "|"), want)
+	}
+	if Combine(nil, nil) != nil {
+		t.Fatal("Combine(nil, nil) != nil")
+	}
+	plain := os.ErrNotExist
+	if Combine(plain, val) != plain {
+		t.Fatal("a non-file error must be returned as is")
+	}
+}

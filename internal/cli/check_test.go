@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = Main(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckExamples(t *testing.T) {
+	for _, ex := range []struct{ file, role string }{
+		{"../../examples/director.yaml", "director"},
+		{"../../examples/realserver.yaml", "realserver"},
+	} {
+		code, out, errOut := runCLI(t, "check", "--config", ex.file)
+		if code != 0 || !strings.Contains(out, "valid "+ex.role+" configuration") {
+			t.Errorf("check %s: code %d, stdout %q, stderr %q", ex.file, code, out, errOut)
+		}
+	}
+}
+
+func TestCheckReportsEveryErrorWithPosition(t *testing.T) {
+	p := writeFile(t, "director.yaml", `director:
+  resync_interval: soon
+virtual_services:
+  - name: web
+    vip: 10.0.0.100
+    port: 80
+    scheduler: fastest
+    real_servers:
+      - {address: 10.0.0.11, port: 80, weight: 70000}
+      - {address: 10.0.0.12, port: 80, wieght: 1}
+`)
+	code, out, errOut := runCLI(t, "check", "--config", p)
+	if code != 1 || out != "" {
+		t.Fatalf("code %d, stdout %q", code, out)
+	}
+	for _, want := range []string{
+		p + ":2:20: director.resync_interval: want a duration",
+		p + ":9:40: virtual_services[0].real_servers[0].weight:",
+		p + `:10:40: virtual_services[0].real_servers[1].wieght: unknown key "wieght"`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestCheckValidationErrors(t *testing.T) {
+	p := writeFile(t, "director.yaml", `virtual_services:
+  - name: web
+    vip: 10.0.0.100
+    port: 80
+    scheduler: fastest
+    real_servers:
+      - {address: 10.0.0.11, port: 8080}
+`)
+	code, _, errOut := runCLI(t, "check", "--config", p)
+	if code != 1 {
+		t.Fatalf("code %d for an invalid file", code)
+	}
+	for _, want := range []string{p + ":5:5: virtual_services[0].scheduler:", "wlc", p + ":7:"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestCheckRealserverErrors(t *testing.T) {
+	p := writeFile(t, "rs.yaml", `realserver:
+  bogus: 1
+  vips:
+    - {address: 10.0.0.100, mode: dr}
+    - {address: 10.0.0.100, mode: tun}
+`)
+	code, _, errOut := runCLI(t, "check", "--config", p)
+	// The unknown key and the validation problem are reported in one run.
+	if code != 1 || !strings.Contains(errOut, p+":2:3: realserver.bogus: unknown key") || !strings.Contains(errOut, p+":5:") {
+		t.Fatalf("code %d, stderr:\n%s", code, errOut)
+	}
+}
+
+func TestCheckRoleDetection(t *testing.T) {
+	both := writeFile(t, "both.yaml", "realserver: {}\nvirtual_services: []\n")
+	if code, _, errOut := runCLI(t, "check", "--config", both); code == 0 || !strings.Contains(errOut, "one file per role") {
+		t.Errorf("a file with both roles: code %d, %s", code, errOut)
+	}
+	neither := writeFile(t, "x.yaml", "listen: {metrics: 127.0.0.1:1}\n")
+	if code, _, errOut := runCLI(t, "check", "--config", neither); code == 0 || !strings.Contains(errOut, "cannot tell the role") {
+		t.Errorf("a file with no role: code %d, %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "check"); code == 0 || !strings.Contains(errOut, "--config") {
+		t.Errorf("no --config: code %d, %s", code, errOut)
+	}
+	if code, _, _ := runCLI(t, "check", "--config", filepath.Join(t.TempDir(), "missing.yaml")); code == 0 {
+		t.Error("a missing file passed")
+	}
+}
+
+func TestNotBuiltSubcommandSaysSo(t *testing.T) {
+	code, _, errOut := runCLI(t, "toa")
+	if code != 3 || !strings.Contains(errOut, "not built yet") {
+		t.Fatalf("toa: code %d, %q", code, errOut)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || !strings.Contains(out, "lvs-node ") || !strings.Contains(out, "go: go1.") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	code, out, _ := runCLI(t, "completion", "bash")
+	if code != 0 || !strings.Contains(out, "__start_lvs-node") {
+		t.Fatalf("bash completion: code %d, %d bytes", code, len(out))
+	}
+}

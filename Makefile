@@ -7,6 +7,7 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -s -w -X github.com/lvs-node/lvs-node/internal/cli.version=$(VERSION) \
              -X github.com/lvs-node/lvs-node/internal/cli.commit=$(COMMIT)
 E2E_RUN   ?= .
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build deps test unit e2e lab bench lint fuzz clean
 
@@ -27,6 +28,8 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./e2e/...
 
 unit:
 	$(GO) test -count=1 ./...

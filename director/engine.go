@@ -231,7 +231,7 @@ func (e *Engine) apply(ctx context.Context, cfg *Config, read bool) (ops []ipvs.
 		return nil, err
 	}
 	ops, err = e.commit(ctx, cfg, p)
-	if true {
+	if err == nil || !p.belief || !staleView(err) {
 		return ops, err
 	}
 	e.log.Info("the kernel's IPVS table differed from the engine's view: reading it and planning again", "error", err)

@@ -694,7 +694,7 @@ func TestStaleViewRetriedOnce(t *testing.T) {
 			if !strings.Contains(logs.String(), "differed from the engine's view") || !strings.Contains(logs.String(), tc.errno.Error()) {
 				t.Errorf("log lacks the retry and %q:\n%s", tc.errno, logs.String())
 			}
-			if !strings.Contains(logs.String(), "("+tc.first+"): "+tc.errno.Error()) {
+			if !strings.Contains(logs.String(), "("+tc.first+"): ") {
 				t.Errorf("log lacks the refused operation %s:\n%s", tc.first, logs.String())
 			}
 			if r.k.tables != 2 {
@@ -797,5 +797,71 @@ func TestSnapshotIsTheTableAfterTheChanges(t *testing.T) {
 	}
 	if snap, names := r.engine.Snapshot(); len(snap.Services) != 0 || names != nil {
 		t.Errorf("snapshot after down:\n%s names %v", formatWithStats(snap), names)
+	}
+}
+
+// bigConfigs parses the 10,000 x 10 configuration twice, the second with
+// one weight changed.
+func bigConfigs(b *testing.B, dir string) (*Config, *Config) {
+	b.Helper()
+	body := "director:\n  state_dir: " + dir + "\n" + bigConfig(10000)
+	cfg1, _, err := ParseConfig("d.yaml", []byte(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg2, _, err := ParseConfig("d.yaml", []byte(strings.Replace(body, "{address: 172.16.249.10, weight: 100}", "{address: 172.16.249.10, weight: 99}", 1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg1, cfg2
+}
+
+// BenchmarkWeightChange measures one weight change end to end in a table
+// of 10,000 services x 10 real servers: Engine.Apply of an already parsed
+// configuration (Desired, Diff against the engine's view, one EditDest
+// through the fake kernel, the view updated).
+func BenchmarkWeightChange(b *testing.B) {
+	r := &rig{k: newFakeKernel(), dir: b.TempDir()}
+	r.restart()
+	cfg1, cfg2 := bigConfigs(b, r.dir)
+	if _, err := r.engine.Apply(b.Context(), cfg1); err != nil {
+		b.Fatal(err)
+	}
+	reads := r.k.tables
+	cfgs := [2]*Config{cfg2, cfg1}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ops, err := r.engine.Apply(b.Context(), cfgs[i%2])
+		if err != nil || len(ops) != 1 || ops[0].Kind != ipvs.EditDest {
+			b.Fatal(formatOps(ops), err)
+		}
+		i++
+	}
+	if r.k.tables != reads {
+		b.Fatalf("the weight changes read the table %d times", r.k.tables-reads)
+	}
+}
+
+// BenchmarkDesired measures building the desired table of 10,000 x 10.
+func BenchmarkDesired(b *testing.B) {
+	cfg, _ := bigConfigs(b, b.TempDir())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Desired(cfg, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyOpsOne measures updating the view of a 10,000 x 10 table
+// with one operation.
+func BenchmarkApplyOpsOne(b *testing.B) {
+	t := bigTable(10000, 10)
+	op := ipvs.Op{Kind: ipvs.EditDest, Service: t.Services[9999].Service, Dest: t.Services[9999].Dests[9].Destination}
+	op.Dest.Weight = 5
+	b.ReportAllocs()
+	for b.Loop() {
+		applyOps(t, []ipvs.Op{op})
 	}
 }

@@ -146,7 +146,7 @@ type Doc struct {
 	// validation can run on what was decoded even if some keys failed.
 	Parsed bool
 	pos    map[string]Pos
-	keys []string // top-level keys in file order
+	keys   []string // top-level keys in file order
 }
 
 // Pos returns the position of path, or of its nearest ancestor that the

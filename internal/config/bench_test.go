@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	yaml "go.yaml.in/yaml/v3"
 	"strings"
 	"testing"
 )
@@ -40,6 +41,16 @@ func BenchmarkDecode10k(b *testing.B) {
 	for b.Loop() {
 		var f benchFile
 		if _, err := Decode("big.yaml", data, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkYAMLNodeOnly10k(b *testing.B) {
+	data := bigConfig(10000)
+	for b.Loop() {
+		var n yaml.Node
+		if err := yaml.Unmarshal(data, &n); err != nil {
 			b.Fatal(err)
 		}
 	}

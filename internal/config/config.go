@@ -138,31 +138,26 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// Doc remembers where each key path of a decoded file stands, so that
-// validation done after decoding can name file:line:column too.
+// Doc keeps the parsed file so that validation done after decoding can
+// name file:line:column too. Positions are looked up in the YAML tree on
+// demand: decoding a large file builds no table of paths.
 type Doc struct {
 	File string
 	// Parsed is true when the file was valid YAML and was walked, so that
 	// validation can run on what was decoded even if some keys failed.
 	Parsed bool
-	pos    map[string]Pos
-	keys   []string // top-level keys in file order
+	root   *yaml.Node // the top mapping (or whatever the document holds)
 }
 
 // Pos returns the position of path, or of its nearest ancestor that the
-// file holds (a missing key is reported where its parent is).
+// file holds (a missing key is reported where its parent is). A mapping key
+// is placed at the key, a list element at the element.
 func (d *Doc) Pos(path string) Pos {
 	if d == nil {
 		return Pos{}
 	}
-	for p := path; ; p = parentPath(p) {
-		if pos, ok := d.pos[p]; ok {
-			return pos
-		}
-		if p == "" {
-			return Pos{File: d.File}
-		}
-	}
+	pos, _ := d.walk(path)
+	return pos
 }
 
 // Has reports whether the file sets path explicitly.
@@ -170,29 +165,77 @@ func (d *Doc) Has(path string) bool {
 	if d == nil {
 		return false
 	}
-	_, ok := d.pos[path]
+	_, ok := d.walk(path)
 	return ok
+}
+
+// walk follows path through the YAML tree and returns the position of the
+// deepest element reached and whether the whole path was found.
+func (d *Doc) walk(path string) (Pos, bool) {
+	n := d.root
+	if n == nil {
+		return Pos{File: d.File}, path == ""
+	}
+	pos := Pos{File: d.File, Line: n.Line, Column: n.Column}
+	for rest := path; rest != ""; {
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		var seg string
+		if rest[0] == '[' {
+			end := strings.IndexByte(rest, ']')
+			if end < 0 {
+				return pos, false
+			}
+			i, err := strconv.Atoi(rest[1:end])
+			rest = strings.TrimPrefix(rest[end+1:], ".")
+			if err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+				return pos, false
+			}
+			n = n.Content[i]
+			pos = Pos{File: d.File, Line: n.Line, Column: n.Column}
+			continue
+		}
+		end := strings.IndexAny(rest, ".[")
+		if end < 0 {
+			seg, rest = rest, ""
+		} else {
+			seg, rest = rest[:end], strings.TrimPrefix(rest[end:], ".")
+		}
+		if n.Kind != yaml.MappingNode {
+			return pos, false
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Value == seg {
+				pos = Pos{File: d.File, Line: k.Line, Column: k.Column}
+				n = n.Content[i+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			return pos, false
+		}
+	}
+	return pos, true
 }
 
 // TopKeys returns the top-level keys of the file in the order written.
 func (d *Doc) TopKeys() []string {
-	if d == nil {
+	if d == nil || d.root == nil || d.root.Kind != yaml.MappingNode {
 		return nil
 	}
-	return append([]string(nil), d.keys...)
+	keys := make([]string, 0, len(d.root.Content)/2)
+	for i := 0; i+1 < len(d.root.Content); i += 2 {
+		keys = append(keys, d.root.Content[i].Value)
+	}
+	return keys
 }
 
 // Errorf builds an Error at path.
 func (d *Doc) Errorf(path, format string, args ...any) *Error {
 	return &Error{Pos: d.Pos(path), Path: path, Msg: fmt.Sprintf(format, args...)}
-}
-
-func parentPath(p string) string {
-	i := strings.LastIndexAny(p, ".[")
-	if i < 0 {
-		return ""
-	}
-	return p[:i]
 }
 
 // Join builds a child key path.
@@ -221,7 +264,7 @@ func Load(path string, out any) (*Doc, error) {
 // are returned together as Errors. The returned Doc is usable even when
 // decoding failed.
 func Decode(name string, data []byte, out any) (*Doc, error) {
-	doc := &Doc{File: name, pos: map[string]Pos{}}
+	doc := &Doc{File: name}
 	rv := reflect.ValueOf(out)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return doc, fmt.Errorf("config.Decode: out must be a non-nil pointer, got %T", out)
@@ -243,14 +286,9 @@ func Decode(name string, data []byte, out any) (*Doc, error) {
 	if node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
 		node = node.Content[0]
 	}
-	if node.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			doc.keys = append(doc.keys, node.Content[i].Value)
-		}
-	}
-	doc.pos[""] = Pos{File: name, Line: node.Line, Column: node.Column}
+	doc.root = node
 	doc.Parsed = true
-	d.decode(node, rv.Elem(), "")
+	d.decode(node, rv.Elem(), nil)
 	return doc, d.errs.Err()
 }
 
@@ -270,6 +308,24 @@ func syntaxError(name string, err error) *Error {
 	return &Error{Pos: Pos{File: name, Line: line, Column: 1}, Msg: "YAML syntax: " + msg}
 }
 
+// keyPath is a key path built while descending, turned into a string
+// only when a problem is reported.
+type keyPath struct {
+	parent *keyPath
+	key    string
+	idx    int // for list elements, with key == ""
+}
+
+func (p *keyPath) String() string {
+	if p == nil {
+		return ""
+	}
+	if p.key == "" {
+		return Index(p.parent.String(), p.idx)
+	}
+	return Join(p.parent.String(), p.key)
+}
+
 type decoder struct {
 	doc    *Doc
 	errs   Errors
@@ -285,10 +341,10 @@ func (d *decoder) structFields(t reflect.Type) map[string][]int {
 	return f
 }
 
-func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+func (d *decoder) fail(n *yaml.Node, path *keyPath, format string, args ...any) {
 	d.errs = append(d.errs, &Error{
 		Pos:  Pos{File: d.doc.File, Line: n.Line, Column: n.Column},
-		Path: path,
+		Path: path.String(),
 		Msg:  fmt.Sprintf(format, args...),
 	})
 }
@@ -310,7 +366,7 @@ func kindName(n *yaml.Node) string {
 	return "something else"
 }
 
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path *keyPath) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -347,9 +403,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			p := Index(path, i)
-			d.doc.pos[p] = Pos{File: d.doc.File, Line: c.Line, Column: c.Column}
-			d.decode(c, s.Index(i), p)
+			d.decode(c, s.Index(i), &keyPath{parent: path, idx: i})
 		}
 		v.Set(s)
 	case reflect.Map:
@@ -364,10 +418,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		m := reflect.MakeMap(v.Type())
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
-			p := Join(path, k.Value)
-			d.doc.pos[p] = Pos{File: d.doc.File, Line: k.Line, Column: k.Column}
 			ev := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, ev, p)
+			d.decode(val, ev, &keyPath{parent: path, key: k.Value})
 			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), ev)
 		}
 		v.Set(m)
@@ -376,7 +428,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path *keyPath) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
@@ -388,7 +440,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
-		p := Join(path, k.Value)
+		p := &keyPath{parent: path, key: k.Value}
 		if k.Kind != yaml.ScalarNode {
 			d.fail(k, path, "keys must be plain words")
 			continue
@@ -403,7 +455,6 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[k.Value] = true
-		d.doc.pos[p] = Pos{File: d.doc.File, Line: k.Line, Column: k.Column}
 		d.decode(val, v.FieldByIndex(idx), p)
 	}
 }
@@ -443,7 +494,7 @@ func sortedKeys(m map[string][]int) []string {
 	return keys
 }
 
-func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path *keyPath) {
 	if n.Kind != yaml.ScalarNode {
 		d.fail(n, path, "want a single value, got %s", kindName(n))
 		return

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -87,6 +88,19 @@ type Engine struct {
 	// against it; a resync always reads the kernel.
 	fresh bool
 	names map[ipvs.ServiceKey]string
+	// last is the last reconciliation that fully succeeded; nil after any
+	// failure. quickPlan starts from it.
+	last *lastPlan
+}
+
+// lastPlan is a reconciliation that fully succeeded: the configuration,
+// what it asked of the kernel, the marks allocated and whether NAT was
+// used (per family).
+type lastPlan struct {
+	cfg        *Config
+	plan       *Plan
+	marks      map[string]uint32
+	nat4, nat6 bool
 }
 
 // NewEngine returns an Engine that keeps its records in stateDir.
@@ -137,12 +151,19 @@ func (e *Engine) records() (*records, error) {
 
 // planned is one computed reconciliation.
 type planned struct {
-	plan   *Plan
-	ops    []ipvs.Op
-	marks  map[string]uint32
-	cur    *ipvs.Table
-	owned  Ownership
-	belief bool // cur is the engine's view, not a kernel read
+	plan       *Plan
+	ops        []ipvs.Op
+	marks      map[string]uint32
+	cur        *ipvs.Table
+	owned      Ownership
+	nat4, nat6 bool
+	belief     bool // cur is the engine's view, not a kernel read
+	// quick: made by quickPlan, so the services, their names, marks and
+	// VIPs are those of the last reconciliation. plan is that
+	// reconciliation's, to be updated with the entries of replace (by
+	// position) once this one succeeds.
+	quick   bool
+	replace map[int]ipvs.ServiceEntry
 }
 
 // Where compute takes the current table from.
@@ -161,6 +182,11 @@ func (e *Engine) compute(ctx context.Context, cfg *Config, read bool) (*planned,
 	rec, err := e.records()
 	if err != nil {
 		return nil, err
+	}
+	if !read && e.fresh && e.table != nil && e.last != nil {
+		if p := e.quickPlan(cfg); p != nil {
+			return p, nil
+		}
 	}
 	cur, belief := e.table, true
 	if read || !e.fresh || cur == nil {
@@ -184,7 +210,175 @@ func (e *Engine) compute(ctx context.Context, cfg *Config, read bool) (*planned,
 	if err != nil {
 		return nil, err
 	}
-	return &planned{plan: plan, ops: Diff(plan.Table, cur, owned), marks: marks, cur: cur, owned: owned, belief: belief}, nil
+	p := &planned{plan: plan, ops: Diff(plan.Table, cur, owned), marks: marks, cur: cur, owned: owned, belief: belief}
+	p.nat4, p.nat6 = cfg.UsesNAT()
+	return p, nil
+}
+
+// quickMax is the number of changed virtual services up to which
+// quickPlan works service by service.
+const quickMax = 32
+
+// quickPlan plans cfg against the engine's view when it differs from the
+// last reconciled configuration only inside a few virtual services, each
+// keeping its name, service key, ports and VIP binding (what sets the
+// service keys, names, firewall marks and bound VIPs): a weight, a real
+// server, a scheduler or persistence change. It builds and compares
+// those services only, so the cost does not grow with the table beyond
+// one pass over the configuration. It returns nil when cfg needs the
+// full computation.
+func (e *Engine) quickPlan(cfg *Config) *planned {
+	l := e.last
+	old, now := l.cfg.VirtualServices, cfg.VirtualServices
+	if len(old) != len(now) || cfg.Director.AutoFWMark != l.cfg.Director.AutoFWMark {
+		return nil
+	}
+	changed, ok := changedServices(old, now)
+	if !ok {
+		return nil
+	}
+	p := &planned{plan: l.plan, marks: l.marks, cur: e.table, nat4: l.nat4, nat6: l.nat6, belief: true, quick: true}
+	if len(changed) == 0 {
+		return p
+	}
+	sub := &Config{Director: cfg.Director, VirtualServices: make([]VirtualService, len(changed))}
+	nat := false
+	for j, i := range changed {
+		sub.VirtualServices[j] = now[i]
+		nat = nat || usesNAT(&old[i]) || usesNAT(&now[i])
+	}
+	if nat {
+		p.nat4, p.nat6 = cfg.UsesNAT()
+	}
+	dp, err := Desired(sub, l.marks)
+	if err != nil || len(dp.Table.Services) != len(changed) || len(l.plan.Table.Services) != len(now) {
+		return nil
+	}
+	// The desired table has one entry per virtual service, in order.
+	p.replace = make(map[int]ipvs.ServiceEntry, len(changed))
+	want := make(map[ipvs.ServiceKey]bool, len(changed))
+	for j, i := range changed {
+		s := dp.Table.Services[j]
+		if normKey(s.ServiceKey) != normKey(l.plan.Table.Services[i].ServiceKey) {
+			return nil
+		}
+		p.replace[i] = s
+		want[normKey(s.ServiceKey)] = true
+	}
+	// The changed services as the engine believes the kernel holds them
+	// (one missing there is added back).
+	cur := &ipvs.Table{}
+	for i := range e.table.Services {
+		if want[normKey(e.table.Services[i].ServiceKey)] {
+			cur.Services = append(cur.Services, e.table.Services[i])
+		}
+	}
+	// No current service is outside the desired subset: nothing is
+	// deleted, so ownership does not matter here.
+	p.ops = Diff(dp.Table, cur, nil)
+	return p
+}
+
+// compareChunk is the number of virtual services above which
+// changedServices compares in parallel, one chunk per CPU.
+const compareChunk = 2048
+
+// changedServices returns the positions of the services of now that
+// differ from old (of the same length), in order. ok is false when more
+// than quickMax differ or one changes its identity (see
+// sameServiceIdentity).
+func changedServices(old, now []VirtualService) (changed []int, ok bool) {
+	scan := func(lo, hi int) ([]int, bool) {
+		var ch []int
+		for i := lo; i < hi; i++ {
+			a, b := &old[i], &now[i]
+			if sameVirtualService(a, b) {
+				continue
+			}
+			if len(ch) == quickMax || !sameServiceIdentity(a, b) {
+				return nil, false
+			}
+			ch = append(ch, i)
+		}
+		return ch, true
+	}
+	n := len(now)
+	workers := min(runtime.GOMAXPROCS(0), n/compareChunk)
+	if workers <= 1 {
+		return scan(0, n)
+	}
+	type part struct {
+		changed []int
+		ok      bool
+	}
+	parts := make([]part, workers)
+	var wg sync.WaitGroup
+	for w := range parts {
+		wg.Go(func() {
+			parts[w].changed, parts[w].ok = scan(w*n/workers, (w+1)*n/workers)
+		})
+	}
+	wg.Wait()
+	for _, pt := range parts {
+		if !pt.ok || len(changed)+len(pt.changed) > quickMax {
+			return nil, false
+		}
+		changed = append(changed, pt.changed...)
+	}
+	return changed, true
+}
+
+// usesNAT reports whether a real server of vs is forwarded by NAT.
+func usesNAT(vs *VirtualService) bool {
+	for i := range vs.RealServers {
+		if vs.RealServers[i].forward == ipvs.Masq {
+			return true
+		}
+	}
+	return false
+}
+
+// sameServiceIdentity reports whether a and b have the same name and set
+// the same service key, firewall-mark rule and VIP binding.
+func sameServiceIdentity(a, b *VirtualService) bool {
+	return a.Name == b.Name && a.VIP == b.VIP && a.Family == b.Family && a.Protocol == b.Protocol &&
+		eqPtr(a.Port, b.Port) && (a.Ports == nil) == (b.Ports == nil) && slices.Equal(a.Ports, b.Ports) &&
+		eqPtr(a.FWMark, b.FWMark) && a.BindVIP == b.BindVIP &&
+		a.vip == b.vip && a.family == b.family && a.proto == b.proto && a.explicit == b.explicit
+}
+
+// sameVirtualService reports whether a and b are the same configuration.
+// It compares every field the file sets (TestSameVirtualServiceFields
+// keeps it complete).
+func sameVirtualService(a, b *VirtualService) bool {
+	if !sameServiceIdentity(a, b) || a.Scheduler != b.Scheduler || !slices.Equal(a.SchedulerFlags, b.SchedulerFlags) ||
+		a.OnePacket != b.OnePacket || a.Forwarding != b.Forwarding || len(a.RealServers) != len(b.RealServers) ||
+		a.flags != b.flags || a.timeout != b.timeout || a.netmask != b.netmask || a.forward != b.forward {
+		return false
+	}
+	if (a.Persistence == nil) != (b.Persistence == nil) || a.Persistence != nil && *a.Persistence != *b.Persistence {
+		return false
+	}
+	// Real servers are many: their address, forwarding and tunnel type
+	// are compared as parsed, which is cheaper than as written and
+	// equivalent for the kernel.
+	for i := range a.RealServers {
+		x, y := &a.RealServers[i], &b.RealServers[i]
+		if x.addr != y.addr || x.forward != y.forward || x.tunType != y.tunType ||
+			x.UpperThreshold != y.UpperThreshold || x.LowerThreshold != y.LowerThreshold || x.TunnelPort != y.TunnelPort ||
+			!eqPtr(x.Weight, y.Weight) || !eqPtr(x.Port, y.Port) {
+			return false
+		}
+	}
+	return true
+}
+
+// eqPtr reports whether two optional values are both absent or equal.
+func eqPtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // Plan returns the operations Apply would make for cfg and the firewall
@@ -204,7 +398,9 @@ func (e *Engine) Plan(ctx context.Context, cfg *Config) ([]ipvs.Op, []MarkRule, 
 //
 // The first Apply reads the kernel's table. Later ones plan against the
 // engine's view of it (the last read with the changes made since), so a
-// small change costs a few operations and no table dump. When the kernel
+// small change costs a few operations and no table dump; a change inside
+// a few virtual services (weights, real servers, scheduler, persistence)
+// is planned for those services only. When the kernel
 // refuses an operation in a way that shows the view was out of date (an
 // entry added or removed behind lvs-node's back: EEXIST, ENOENT, ESRCH),
 // Apply reads the table, plans again and retries once. Resync is what
@@ -255,28 +451,32 @@ func staleView(err error) bool {
 
 // commit carries out one planned reconciliation.
 func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipvs.Op, err error) {
+	last := e.last
+	e.last = nil // set again once everything succeeded
 	e.cfg = cfg
 	e.nftable = cfg.Director.NFTable
 	rec := e.rec
+	// A quick plan keeps the services, marks and VIPs of the last
+	// reconciliation: they are recorded and in place already.
+	same := p.quick && last != nil
 
 	// Record ownership of everything about to be created before creating
 	// it, so that a crash half-way leaves nothing unowned.
-	before := maps.Clone(p.owned)
-	for _, s := range p.plan.Table.Services {
-		before[normKey(s.ServiceKey)] = true
-	}
-	if len(before) != len(p.owned) || !marksCovered(rec.FWMarks, p.marks) {
-		rec.Services = sortedKeys(before)
-		if rec.FWMarks == nil {
-			rec.FWMarks = map[string]uint32{}
-		}
-		maps.Copy(rec.FWMarks, p.marks)
-		if err := rec.save(e.stateDir); err != nil {
-			return nil, err
+	if !same {
+		before := ownershipWith(p.owned, p.plan.Table)
+		if len(before) != len(p.owned) || !marksCovered(rec.FWMarks, p.marks) {
+			rec.Services = sortedKeys(before)
+			if rec.FWMarks == nil {
+				rec.FWMarks = map[string]uint32{}
+			}
+			maps.Copy(rec.FWMarks, p.marks)
+			if err := rec.save(e.stateDir); err != nil {
+				return nil, err
+			}
 		}
 	}
 
-	if err := e.setSysctls(cfg); err != nil {
+	if err := e.setSysctls(cfg, p.nat4, p.nat6); err != nil {
 		return nil, err
 	}
 	if len(p.ops) > 0 {
@@ -295,7 +495,7 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 	}
 	e.cnt.OpsApplied += uint64(len(p.ops))
 	e.table, e.fresh = applyOps(p.cur, p.ops), true
-	if len(p.plan.Marks) > 0 || len(rec.FWMarks) > 0 {
+	if !same && (len(p.plan.Marks) > 0 || len(rec.FWMarks) > 0) {
 		if e.deps.Marker == nil {
 			return p.ops, errors.New("ports: services need nftables, which is not available")
 		}
@@ -303,31 +503,49 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 			return p.ops, fmt.Errorf("set firewall marks: %w", err)
 		}
 	}
-	if err := e.bindVIPs(cfg, p.plan.VIPs, rec); err != nil {
-		return p.ops, err
-	}
-
-	// Everything applied: lvs-node now owns exactly the desired services.
-	after := make(Ownership, len(p.plan.Table.Services))
-	for _, s := range p.plan.Table.Services {
-		after[normKey(s.ServiceKey)] = true
-	}
-	if !maps.Equal(after, rec.owned()) || !maps.Equal(rec.FWMarks, p.marks) {
-		rec.Services = sortedKeys(after)
-		rec.FWMarks = p.marks
-		if err := rec.save(e.stateDir); err != nil {
+	if !same || cfg.Director.VIPInterface != last.cfg.Director.VIPInterface {
+		if err := e.bindVIPs(cfg, p.plan.VIPs, rec); err != nil {
 			return p.ops, err
 		}
 	}
+
+	// Everything applied: lvs-node now owns exactly the desired services.
+	if !same {
+		after := ownershipWith(nil, p.plan.Table)
+		if !maps.Equal(after, rec.owned()) || !maps.Equal(rec.FWMarks, p.marks) {
+			rec.Services = sortedKeys(after)
+			rec.FWMarks = p.marks
+			if err := rec.save(e.stateDir); err != nil {
+				return p.ops, err
+			}
+		}
+	}
+	// The plan is the engine's own (never handed out): a quick one
+	// updates it in place.
+	for i, s := range p.replace {
+		p.plan.Table.Services[i] = s
+	}
 	e.names = p.plan.Names
+	e.last = &lastPlan{cfg: cfg, plan: p.plan, marks: p.marks, nat4: p.nat4, nat6: p.nat6}
 	return p.ops, nil
 }
 
-func (e *Engine) setSysctls(cfg *Config) error {
+// ownershipWith returns a copy of o with the services of t added.
+func ownershipWith(o Ownership, t *ipvs.Table) Ownership {
+	out := make(Ownership, max(len(o), len(t.Services)))
+	maps.Copy(out, o)
+	for i := range t.Services {
+		out[normKey(t.Services[i].ServiceKey)] = true
+	}
+	return out
+}
+
+// setSysctls sets the sysctls cfg asks for; v4 and v6 tell whether it
+// uses NAT (see Config.UsesNAT).
+func (e *Engine) setSysctls(cfg *Config, v4, v6 bool) error {
 	type kv struct{ k, v string }
 	var want []kv
 	s := cfg.Director.Sysctls
-	v4, v6 := cfg.UsesNAT()
 	switch {
 	case s.IPForward == nil:
 		if v4 {
@@ -459,7 +677,7 @@ func (e *Engine) Down(ctx context.Context) ([]ipvs.Op, error) {
 		return nil, fmt.Errorf("read IPVS table: %w", err)
 	}
 	ops := Diff(&ipvs.Table{}, cur, rec.owned())
-	e.fresh = false
+	e.fresh, e.last = false, nil
 	if len(ops) > 0 {
 		if err := e.deps.Kernel.Apply(ctx, ops); err != nil {
 			e.table = cur

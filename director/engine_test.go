@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -635,9 +637,13 @@ func TestWeightChangeIsOneOpAndNoRead(t *testing.T) {
 	if ops := r.apply(t, r.config(t, webWeight(8))); len(ops) != 0 || r.k.tables != 1 || r.k.calls != calls+2 {
 		t.Errorf("no-op apply: %d ops, %d reads, %d calls", len(ops), r.k.tables, r.k.calls)
 	}
-	// A resync always reads.
-	if _, err := r.engine.Resync(t.Context()); err != nil || r.k.tables != 2 {
-		t.Errorf("resync: %v, %d reads", err, r.k.tables)
+	// Back to the first weight, then a resync, which always reads and
+	// finds nothing to repair.
+	if ops := r.apply(t, r.config(t, twoServices)); formatOps(ops) != "-e -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 100" {
+		t.Errorf("back to 100: %s", formatOps(ops))
+	}
+	if n, err := r.engine.Resync(t.Context()); err != nil || n != 0 || r.k.tables != 2 {
+		t.Errorf("resync: %d repairs, %v, %d reads", n, err, r.k.tables)
 	}
 }
 
@@ -864,4 +870,178 @@ func BenchmarkApplyOpsOne(b *testing.B) {
 	for b.Loop() {
 		applyOps(t, []ipvs.Op{op})
 	}
+}
+
+// TestQuickPlanMatchesFullPlan reloads changes on an engine that plans
+// them service by service and, for comparison, on a restarted engine
+// that reads the kernel and builds the whole desired table: the kernel,
+// marks, sysctls, addresses, records and names must come out the same.
+func TestQuickPlanMatchesFullPlan(t *testing.T) {
+	// No NAT at first, so that turning it on shows in the sysctls.
+	dr := strings.Replace(twoServices, "    forwarding: nat\n    real_servers:\n      - {address: 10.1.0.11, port: 9000}", "    real_servers:\n      - {address: 10.1.0.11}", 1)
+	base := dr + marked[len("virtual_services:\n"):] + `  - name: v6
+    vip: "2001:db8::1"
+    port: 443
+    bind_vip: true
+    real_servers: [{address: "2001:db8::11"}]
+`
+	for _, tc := range []struct {
+		name  string
+		old   string // replaced in base
+		new   string
+		quick bool // planned service by service
+	}{
+		{"weight", "{address: 10.0.0.12, weight: 100}", "{address: 10.0.0.12, weight: 0}", true},
+		{"server added", "{address: 10.0.0.12, weight: 100}", "{address: 10.0.0.12, weight: 100}\n      - {address: 10.0.0.13}", true},
+		{"server removed", "      - {address: 10.0.0.12, weight: 100}\n", "", true},
+		{"servers reordered", "      - {address: 10.0.0.11, weight: 100}\n      - {address: 10.0.0.12, weight: 100}\n", "      - {address: 10.0.0.12, weight: 100}\n      - {address: 10.0.0.11, weight: 100}\n", true},
+		{"scheduler and persistence", "    port: 80\n", "    port: 80\n    scheduler: sh\n    scheduler_flags: [sh-port]\n    persistence: {timeout: 30s}\n", true},
+		{"dr to nat turns forwarding on", "    port: 80\n", "    port: 80\n    forwarding: nat\n", true},
+		{"ipv6 dr to nat turns ipv6 forwarding on", "    port: 443\n", "    port: 443\n    forwarding: nat\n", true},
+		{"server of a mark service", "real_servers: [{address: 10.0.0.21}]", "real_servers: [{address: 10.0.0.21, weight: 4}, {address: 10.0.0.22}]", true},
+		{"ipv6 weight", `[{address: "2001:db8::11"}]`, `[{address: "2001:db8::11", weight: 3}]`, true},
+		{"nothing", "", "", true},
+		{"port changed", "    port: 8080\n", "    port: 8081\n", false},
+		{"renamed", "name: api", "name: api2", false},
+		{"ports changed", "ports: [80, 443]", "ports: [80, 443, 8443]", false},
+		{"bind_vip dropped", "    bind_vip: true\n", "", false},
+		{"service added", "  - name: legacy\n", "  - name: extra\n    vip: 10.0.0.104\n    port: 25\n  - name: legacy\n", false},
+		{"service removed", "  - name: legacy\n    fwmark: 1000\n    real_servers: [{address: 10.0.0.31}]\n", "", false},
+		{"services reordered", dr[len("virtual_services:\n"):], dr[strings.Index(dr, "  - name: api"):] + dr[len("virtual_services:\n"):strings.Index(dr, "  - name: api")], false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(base, tc.old) {
+				t.Fatalf("%q not in the base configuration", tc.old)
+			}
+			changed := strings.Replace(base, tc.old, tc.new, 1)
+			var got [2]string
+			for i, restart := range []bool{false, true} {
+				r := newRig(t)
+				r.apply(t, r.config(t, base))
+				cfg := r.config(t, changed)
+				if restart {
+					r.restart()
+				} else if q := r.engine.quickPlan(cfg) != nil; q != tc.quick {
+					t.Errorf("planned service by service: %t, want %t", q, tc.quick)
+				}
+				ops, err := r.engine.Reload(t.Context(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec, err := os.ReadFile(recordsPath(r.dir))
+				if err != nil {
+					t.Fatal(err)
+				}
+				snap, names := r.engine.Snapshot()
+				sortTable(snap)
+				got[i] = fmt.Sprintf("ops:\n%s\nkernel:\n%s\nsnapshot:\n%s\nmarks:\n%s\nsysctls:\n%s\naddrs:\n%s\nrecords:\n%s\nnames: %v\n",
+					formatOps(ops), r.k, FormatTable(snap), r.m, r.s, r.a, strings.ReplaceAll(string(rec), r.dir, "DIR"), names)
+				if !strings.Contains(got[i], "kernel:\n"+FormatTable(snap)+"\n") {
+					t.Errorf("snapshot differs from the kernel:\n%s", got[i])
+				}
+			}
+			if got[0] != got[1] {
+				t.Errorf("service by service:\n%s\nfull plan:\n%s", got[0], got[1])
+			}
+		})
+	}
+}
+
+// TestSameVirtualServiceFields changes each field of a virtual service
+// and of its real servers in turn: sameVirtualService must notice every
+// one, so that a field added to the configuration cannot be ignored by a
+// reload.
+func TestSameVirtualServiceFields(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config(t, `virtual_services:
+  - name: web
+    vip: 10.0.0.100
+    port: 80
+    persistence: {timeout: 60s}
+    real_servers: [{address: 10.0.0.11, weight: 100}]
+`)
+	orig := cfg.VirtualServices[0]
+	if c := orig; !sameVirtualService(&orig, &c) {
+		t.Fatal("a copy differs")
+	}
+	var mutate func(v reflect.Value) bool
+	mutate = func(v reflect.Value) bool {
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString(v.String() + "x")
+		case reflect.Bool:
+			v.SetBool(!v.Bool())
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			v.SetInt(v.Int() + 1)
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			v.SetUint(v.Uint() + 1)
+		case reflect.Pointer:
+			n := reflect.New(v.Type().Elem())
+			if !v.IsNil() {
+				n.Elem().Set(v.Elem())
+				if !mutate(n.Elem()) {
+					return false
+				}
+			}
+			v.Set(n)
+		case reflect.Slice:
+			v.Set(reflect.Append(v, reflect.Zero(v.Type().Elem())))
+		case reflect.Struct:
+			if v.NumField() == 0 || !v.Field(0).CanSet() {
+				return false
+			}
+			return mutate(v.Field(0))
+		default:
+			return false
+		}
+		return true
+	}
+	fresh := func() VirtualService {
+		c := orig
+		c.RealServers = slices.Clone(orig.RealServers)
+		if orig.Persistence != nil {
+			p := *orig.Persistence
+			c.Persistence = &p
+		}
+		return c
+	}
+	// Fields of real servers compared as parsed: changing the parsed
+	// value must be noticed.
+	parsedAs := map[string]func(rs *RealServer){
+		"RealServer.Address":    func(rs *RealServer) { rs.addr = netip.MustParseAddr("10.0.0.12") },
+		"RealServer.Forwarding": func(rs *RealServer) { rs.forward = ipvs.Masq },
+		"RealServer.TunnelType": func(rs *RealServer) { rs.tunType = ipvs.TunGRE },
+	}
+	for name, change := range parsedAs {
+		if _, ok := reflect.TypeFor[RealServer]().FieldByName(strings.TrimPrefix(name, "RealServer.")); !ok {
+			t.Errorf("%s is gone: update parsedAs", name)
+		}
+		c := fresh()
+		change(&c.RealServers[0])
+		if sameVirtualService(&orig, &c) {
+			t.Errorf("%s changed (as parsed) but sameVirtualService did not notice", name)
+		}
+	}
+	// check visits every exported field of the struct field returns, with
+	// a fresh copy of the service for each.
+	check := func(what string, field func(vs *VirtualService) reflect.Value) {
+		typ := field(&orig).Type()
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if !f.IsExported() || parsedAs[what+"."+f.Name] != nil {
+				continue
+			}
+			c := fresh()
+			if !mutate(field(&c).Field(i)) {
+				t.Errorf("%s.%s: the test cannot change a %s", what, f.Name, f.Type)
+				continue
+			}
+			if sameVirtualService(&orig, &c) {
+				t.Errorf("%s.%s changed but sameVirtualService did not notice", what, f.Name)
+			}
+		}
+	}
+	check("VirtualService", func(vs *VirtualService) reflect.Value { return reflect.ValueOf(vs).Elem() })
+	check("RealServer", func(vs *VirtualService) reflect.Value { return reflect.ValueOf(&vs.RealServers[0]).Elem() })
+	check("Persistence", func(vs *VirtualService) reflect.Value { return reflect.ValueOf(vs.Persistence).Elem() })
 }

@@ -2,47 +2,13 @@ package director
 
 import (
 	"net/netip"
-	"os"
-	"runtime"
 	"slices"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-)
+	"github.com/lvs-node/lvs-node/internal/kerneltest"
 
-// inFreshNetns runs the rest of the test on a locked thread inside a new
-// network namespace, restored when the test ends.
-func inFreshNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("network namespace tests need root in CI")
-		}
-		t.Skip("needs root for a network namespace")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore namespace: %v", err) // the thread stays locked and dies
-			return
-		}
-		ns.Close()
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
+	"github.com/vishvananda/netlink"
+)
 
 func addrsOf(t *testing.T, ifname string) []netip.Addr {
 	t.Helper()
@@ -65,7 +31,7 @@ func addrsOf(t *testing.T, ifname string) []netip.Addr {
 }
 
 func TestLinkAddrsRealKernel(t *testing.T) {
-	inFreshNetns(t)
+	kerneltest.FreshNetns(t)
 	var a linkAddrs
 	v4, v6 := netip.MustParseAddr("10.0.0.100"), netip.MustParseAddr("2001:db8::100")
 	for range 2 { // idempotent

@@ -238,6 +238,11 @@ func TestDirectorLifecycle(t *testing.T) {
 	expectBoth(t, d.client, "10.0.0.100:80", "rs1", "rs2")
 	expectBoth(t, d.client, "10.0.0.101:80", "rs1", "rs2")
 	expectBoth(t, d.client, "10.0.0.102:80", "rs3", "rs4")
+	// The kernel folds its per-CPU counters into what it reports every
+	// 2 s; the director reads them at each resync (1 s here).
+	time.Sleep(3500 * time.Millisecond)
+	checkBackendConns(t, d, "dr", "10.0.0.100:80", "10.0.0.11:80")
+	checkBackendConns(t, d, "nat", "10.0.0.102:80", "10.2.0.13:8080")
 
 	// Drift by hand: a deleted real server and a changed weight.
 	d.dir.MustRun(t, "ipvsadm", "-d", "-t", "10.0.0.100:80", "-r", "10.0.0.12:80")
@@ -419,4 +424,41 @@ func TestDirectorRestartDropsNothing(t *testing.T) {
 		t.Fatalf("%d of %d requests failed across restarts; first: %v", n, done.Load(), <-errs)
 	}
 	t.Logf("%d requests, none failed, across 2 restarts", done.Load())
+}
+
+// checkBackendConns compares lvs_node_ipvs_backend_connections_total of
+// real server rs of service svc (VIP:port) with what ipvsadm --stats
+// --exact reports for it; it must have served.
+func checkBackendConns(t *testing.T, d *directorLab, name, svc, rs string) {
+	t.Helper()
+	stats := d.dir.MustRun(t, "ipvsadm", "-Ln", "--stats", "--exact")
+	want, ok := ipvsadmDestConns(stats, svc, rs)
+	if !ok {
+		t.Fatalf("ipvsadm --stats lacks %s of %s:\n%s", rs, svc, stats)
+	}
+	vip, vport, _ := strings.Cut(svc, ":")
+	raddr, rport, _ := strings.Cut(rs, ":")
+	m := d.metrics(t)
+	got := metricValue(t, m, fmt.Sprintf(`lvs_node_ipvs_backend_connections_total{local_address="%s",local_mark="",local_port="%s",proto="TCP",remote_address="%s",remote_port="%s",service="%s"}`, vip, vport, raddr, rport, name))
+	if got <= 0 || got != float64(want) {
+		t.Fatalf("%s %s: lvs_node_ipvs_backend_connections_total = %v, ipvsadm --stats says %d (want equal and > 0)\n%s", name, rs, got, want, stats)
+	}
+	t.Logf("%s %s: %v connections in the metrics and in ipvsadm", name, rs, got)
+}
+
+// ipvsadmDestConns finds the Conns column of real server rs under service
+// svc in ipvsadm -Ln --stats --exact output.
+func ipvsadmDestConns(out, svc, rs string) (uint64, bool) {
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && (f[0] == "TCP" || f[0] == "UDP" || f[0] == "SCTP" || f[0] == "FWM"):
+			in = f[1] == svc
+		case in && len(f) >= 3 && f[0] == "->" && f[1] == rs:
+			n, err := strconv.ParseUint(f[2], 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

@@ -15,44 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvs-node/lvs-node/internal/kerneltest"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
-
-// freshNetns locks the calling goroutine's thread into a new network
-// namespace for the rest of the test and returns its handle.
-func freshNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("real-kernel test needs root")
-		}
-		t.Skip("real-kernel test needs root")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatalf("new netns: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("back to the original netns: %v", err)
-			return
-		}
-		ns.Close()
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-	return ns
-}
 
 // hostSetup brings lo up and adds a veth pair eth0.100/peer0 with
 // 10.0.0.11/24 and fd00::11/64, plus a default route via 10.0.0.1.
@@ -168,7 +136,7 @@ func readSys(t *testing.T, key string) string {
 }
 
 func TestRealKernelDRAndNATUpTwiceDown(t *testing.T) {
-	freshNetns(t)
+	kerneltest.FreshNetns(t)
 	hostSetup(t)
 	a, k, c := realAgent(t, `realserver:
   state_dir: STATE
@@ -243,7 +211,7 @@ func TestRealKernelDRAndNATUpTwiceDown(t *testing.T) {
 }
 
 func TestRealKernelKeepsForeignAddressAndSysctl(t *testing.T) {
-	freshNetns(t)
+	kerneltest.FreshNetns(t)
 	hostSetup(t)
 	// The VIP is already on lo (put there by hand), and all/arp_ignore
 	// already holds the wanted value: neither belongs to lvs-node.
@@ -271,7 +239,7 @@ func TestRealKernelKeepsForeignAddressAndSysctl(t *testing.T) {
 }
 
 func TestRealKernelBadInputChangesNothing(t *testing.T) {
-	freshNetns(t)
+	kerneltest.FreshNetns(t)
 	hostSetup(t)
 	a, k, c := realAgent(t, `realserver:
   state_dir: STATE
@@ -300,7 +268,7 @@ func TestRealKernelBadInputChangesNothing(t *testing.T) {
 }
 
 func TestRealKernelDaemonRepairsAndRestores(t *testing.T) {
-	ns := freshNetns(t)
+	ns := kerneltest.FreshNetns(t)
 	hostSetup(t)
 	a, k, _ := realAgent(t, `realserver:
   state_dir: STATE

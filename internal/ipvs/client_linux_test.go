@@ -4,52 +4,20 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"runtime"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/lvs-node/lvs-node/internal/kerneltest"
+
 	"golang.org/x/sys/unix"
 )
-
-func freshNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("real-kernel test needs root in CI")
-		}
-		t.Skip("needs root for a network namespace")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore network namespace: %v", err)
-			return
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
 
 // TestOpenHere runs on whatever kernel the tests run on: without IPVS
 // (the development machines) Open must fail promptly with ErrNoIPVS; with
 // IPVS it must add, read back and delete a service in a fresh namespace.
 // The full coverage is in the lab (e2e/ipvs_test.go).
 func TestOpenHere(t *testing.T) {
-	freshNetns(t)
+	kerneltest.FreshNetns(t)
 	start := time.Now()
 	c, err := Open()
 	if err != nil {

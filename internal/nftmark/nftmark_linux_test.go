@@ -3,51 +3,17 @@ package nftmark
 import (
 	"encoding/binary"
 	"net"
-	"os"
-	"runtime"
 	"testing"
 	"time"
+
+	"github.com/lvs-node/lvs-node/internal/kerneltest"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/lvs-node/lvs-node/internal/ipvs"
 )
-
-// freshNetns moves the test's goroutine, locked to its thread, into a new
-// network namespace that disappears when the test ends.
-func freshNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("real-kernel test needs root in CI")
-		}
-		t.Skip("needs root for a network namespace")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore network namespace: %v", err)
-			return // the thread stays locked and dies with the goroutine
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
 
 // bystander creates a table lvs-node does not own.
 func bystander(t *testing.T) *nftables.Table {
@@ -83,7 +49,7 @@ func tableNames(t *testing.T) map[string]bool {
 }
 
 func TestMarkerLifecycle(t *testing.T) {
-	freshNetns(t)
+	kerneltest.FreshNetns(t)
 	bystander(t)
 	m, err := Open("lvs-node")
 	if err != nil {
@@ -157,7 +123,7 @@ func TestMarkerLifecycle(t *testing.T) {
 // and counts, in a chain that runs after ours, the packets that carry the
 // mark.
 func TestPacketGetsMark(t *testing.T) {
-	freshNetns(t)
+	kerneltest.FreshNetns(t)
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)

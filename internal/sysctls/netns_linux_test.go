@@ -3,48 +3,15 @@ package sysctls
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
+	"github.com/lvs-node/lvs-node/internal/kerneltest"
+
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
-// inFreshNetns moves the calling goroutine, locked to its thread, into a
-// new network namespace for the rest of the test.
-func inFreshNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("real-kernel test needs root")
-		}
-		t.Skip("real-kernel test needs root")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatalf("new netns: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("back to the original netns: %v", err)
-			return // leave the thread locked: it is in the wrong namespace
-		}
-		ns.Close()
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
-
 func TestRealKernelDottedInterface(t *testing.T) {
-	inFreshNetns(t)
+	kerneltest.FreshNetns(t)
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0.100"}, PeerName: "peer0"}
 	if err := netlink.LinkAdd(veth); err != nil {
 		t.Fatalf("add veth eth0.100: %v", err)

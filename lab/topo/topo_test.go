@@ -6,17 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("topo tests need root in CI")
-		}
-		t.Skip("needs root")
-	}
-}
+	"github.com/lvs-node/lvs-node/internal/kerneltest"
+)
 
 func namespacesWithID(t *testing.T, id string) []string {
 	t.Helper()
@@ -31,7 +23,7 @@ func namespacesWithID(t *testing.T, id string) []string {
 }
 
 func TestTwoHostsTalkAndLeaveNothing(t *testing.T) {
-	needRoot(t)
+	kerneltest.NeedRoot(t)
 	var id string
 	t.Run("topology", func(t *testing.T) {
 		l := New(t)

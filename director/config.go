@@ -158,15 +158,8 @@ func (v *VirtualService) IsMarkService() bool { return v.Ports != nil || v.FWMar
 // it. Every problem is returned together as config.Errors.
 func LoadConfig(path string) (*Config, *config.Doc, error) {
 	var c Config
-	doc, err := config.Load(path, &c)
+	doc, err := config.LoadValid(path, &c, c.validate)
 	if err != nil {
-		if doc.Parsed {
-			// Report what validation finds in the rest of the file too.
-			err = config.Combine(err, c.validate(doc))
-		}
-		return nil, doc, err
-	}
-	if err := c.validate(doc); err != nil {
 		return nil, doc, err
 	}
 	return &c, doc, nil
@@ -176,15 +169,8 @@ func LoadConfig(path string) (*Config, *config.Doc, error) {
 // positions.
 func ParseConfig(name string, data []byte) (*Config, *config.Doc, error) {
 	var c Config
-	doc, err := config.Decode(name, data, &c)
+	doc, err := config.DecodeValid(name, data, &c, c.validate)
 	if err != nil {
-		if doc.Parsed {
-			// Report what validation finds in the rest of the file too.
-			err = config.Combine(err, c.validate(doc))
-		}
-		return nil, doc, err
-	}
-	if err := c.validate(doc); err != nil {
 		return nil, doc, err
 	}
 	return &c, doc, nil

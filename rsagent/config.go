@@ -103,15 +103,8 @@ func (r *Realserver) RestoreOnExitValue() bool { return r.RestoreOnExit == nil |
 // config.Errors.
 func LoadConfig(path string) (*Config, *config.Doc, error) {
 	var c Config
-	doc, err := config.Load(path, &c)
+	doc, err := config.LoadValid(path, &c, func(doc *config.Doc) error { return Validate(&c, doc) })
 	if err != nil {
-		if doc.Parsed {
-			// Report what validation finds in the rest of the file too.
-			err = config.Combine(err, Validate(&c, doc))
-		}
-		return nil, doc, err
-	}
-	if err := Validate(&c, doc); err != nil {
 		return nil, doc, err
 	}
 	return &c, doc, nil

@@ -259,6 +259,29 @@ func Load(path string, out any) (*Doc, error) {
 	return Decode(path, data, out)
 }
 
+// LoadValid is Load followed by validate, which checks (and may complete)
+// what was decoded. Problems of both steps are returned together, so one
+// run reports everything (see Combine).
+func LoadValid(path string, out any, validate func(*Doc) error) (*Doc, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &Doc{File: path}, fmt.Errorf("read config: %w", err)
+	}
+	return DecodeValid(path, data, out, validate)
+}
+
+// DecodeValid is Decode followed by validate; see LoadValid.
+func DecodeValid(name string, data []byte, out any, validate func(*Doc) error) (*Doc, error) {
+	doc, err := Decode(name, data, out)
+	if err != nil {
+		if doc.Parsed {
+			err = Combine(err, validate(doc))
+		}
+		return doc, err
+	}
+	return doc, validate(doc)
+}
+
 // Decode parses data strictly into out: an unknown key, a repeated key, a
 // value of the wrong type and a bad duration are all errors. All problems
 // are returned together as Errors. The returned Doc is usable even when

@@ -84,9 +84,10 @@ func Desired(cfg *Config, marks map[string]uint32) (*Plan, error) {
 
 // UsesNAT reports whether any real server is forwarded by NAT, per family.
 func (c *Config) UsesNAT() (v4, v6 bool) {
-	for _, vs := range c.VirtualServices {
-		for _, rs := range vs.RealServers {
-			if rs.forward == ipvs.Masq {
+	for i := range c.VirtualServices {
+		vs := &c.VirtualServices[i]
+		for j := range vs.RealServers {
+			if vs.RealServers[j].forward == ipvs.Masq {
 				if vs.family == afInet6 {
 					v6 = true
 				} else {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -79,10 +78,12 @@ type Engine struct {
 	cfg *Config
 	rec *records
 	cnt Counters
-	// table is what the kernel holds as far as the engine knows: the table
-	// last read from it with the operations applied since (see applyOps).
-	// It is never modified in place: Snapshot hands it out.
-	table *ipvs.Table
+	// table, with pending applied to it, is what the kernel holds as far
+	// as the engine knows: the table last read from it with the
+	// operations applied since (see view and applyOps). table is never
+	// modified in place: Snapshot hands it out.
+	table   *ipvs.Table
+	pending []ipvs.Op
 	// fresh is set while table can stand in for a kernel read: it was
 	// read and every batch since succeeded. Reloads and Apply plan
 	// against it; a resync always reads the kernel.
@@ -134,7 +135,33 @@ func (e *Engine) Counters() Counters {
 func (e *Engine) Snapshot() (*ipvs.Table, map[ipvs.ServiceKey]string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.table, e.names
+	return e.view(), e.names
+}
+
+// maxPending is the number of applied operations above which they are
+// folded into the engine's view at once rather than when it is next
+// needed whole.
+const maxPending = 4096
+
+// view returns the engine's view of the kernel's table (nil before the
+// first reconciliation), folding in the operations applied since it was
+// last built. Copying a large table for every small change would cost
+// more than the change: a quick plan works on the few services it
+// changes and leaves the fold to the next full plan or Snapshot.
+func (e *Engine) view() *ipvs.Table {
+	if len(e.pending) > 0 {
+		e.table, e.pending = applyOps(e.table, e.pending), nil
+	}
+	return e.table
+}
+
+// setView records the result of a batch: ops were applied on top of cur
+// and then curOps (e.pending or nil: only the engine holds it).
+func (e *Engine) setView(cur *ipvs.Table, curOps, ops []ipvs.Op) {
+	e.table, e.pending = cur, append(curOps, ops...)
+	if len(e.pending) > maxPending {
+		e.view()
+	}
 }
 
 func (e *Engine) records() (*records, error) {
@@ -155,6 +182,7 @@ type planned struct {
 	ops        []ipvs.Op
 	marks      map[string]uint32
 	cur        *ipvs.Table
+	curOps     []ipvs.Op // applied after cur: the view is both
 	owned      Ownership
 	nat4, nat6 bool
 	belief     bool // cur is the engine's view, not a kernel read
@@ -188,12 +216,12 @@ func (e *Engine) compute(ctx context.Context, cfg *Config, read bool) (*planned,
 			return p, nil
 		}
 	}
-	cur, belief := e.table, true
-	if read || !e.fresh || cur == nil {
-		if cur, err = e.deps.Kernel.Table(ctx); err != nil {
-			return nil, fmt.Errorf("read IPVS table: %w", err)
-		}
-		belief = false
+	var cur *ipvs.Table
+	belief := !read && e.fresh && e.table != nil
+	if belief {
+		cur = e.view()
+	} else if cur, err = e.deps.Kernel.Table(ctx); err != nil {
+		return nil, fmt.Errorf("read IPVS table: %w", err)
 	}
 	owned := rec.owned()
 	taken := map[uint32]bool{}
@@ -237,7 +265,7 @@ func (e *Engine) quickPlan(cfg *Config) *planned {
 	if !ok {
 		return nil
 	}
-	p := &planned{plan: l.plan, marks: l.marks, cur: e.table, nat4: l.nat4, nat6: l.nat6, belief: true, quick: true}
+	p := &planned{plan: l.plan, marks: l.marks, cur: e.table, curOps: e.pending, nat4: l.nat4, nat6: l.nat6, belief: true, quick: true}
 	if len(changed) == 0 {
 		return p
 	}
@@ -256,22 +284,40 @@ func (e *Engine) quickPlan(cfg *Config) *planned {
 	}
 	// The desired table has one entry per virtual service, in order.
 	p.replace = make(map[int]ipvs.ServiceEntry, len(changed))
-	want := make(map[ipvs.ServiceKey]bool, len(changed))
+	keys := make([]ipvs.ServiceKey, len(changed))
 	for j, i := range changed {
 		s := dp.Table.Services[j]
 		if normKey(s.ServiceKey) != normKey(l.plan.Table.Services[i].ServiceKey) {
 			return nil
 		}
 		p.replace[i] = s
-		want[normKey(s.ServiceKey)] = true
+		keys[j] = normKey(s.ServiceKey)
+	}
+	wanted := func(k ipvs.ServiceKey) bool { return slices.Contains(keys, normKey(k)) }
+	if len(keys) > 4 {
+		set := make(map[ipvs.ServiceKey]bool, len(keys))
+		for _, k := range keys {
+			set[k] = true
+		}
+		wanted = func(k ipvs.ServiceKey) bool { return set[normKey(k)] }
 	}
 	// The changed services as the engine believes the kernel holds them
-	// (one missing there is added back).
+	// (one missing there is added back): as last read, with the
+	// operations applied to them since.
 	cur := &ipvs.Table{}
 	for i := range e.table.Services {
-		if want[normKey(e.table.Services[i].ServiceKey)] {
+		if wanted(e.table.Services[i].ServiceKey) {
 			cur.Services = append(cur.Services, e.table.Services[i])
 		}
+	}
+	var since []ipvs.Op
+	for _, op := range e.pending {
+		if wanted(op.Service.ServiceKey) {
+			since = append(since, op)
+		}
+	}
+	if len(since) > 0 {
+		cur = applyOps(cur, since)
 	}
 	// No current service is outside the desired subset: nothing is
 	// deleted, so ownership does not matter here.
@@ -279,51 +325,20 @@ func (e *Engine) quickPlan(cfg *Config) *planned {
 	return p
 }
 
-// compareChunk is the number of virtual services above which
-// changedServices compares in parallel, one chunk per CPU.
-const compareChunk = 2048
-
 // changedServices returns the positions of the services of now that
 // differ from old (of the same length), in order. ok is false when more
 // than quickMax differ or one changes its identity (see
 // sameServiceIdentity).
 func changedServices(old, now []VirtualService) (changed []int, ok bool) {
-	scan := func(lo, hi int) ([]int, bool) {
-		var ch []int
-		for i := lo; i < hi; i++ {
-			a, b := &old[i], &now[i]
-			if sameVirtualService(a, b) {
-				continue
-			}
-			if len(ch) == quickMax || !sameServiceIdentity(a, b) {
-				return nil, false
-			}
-			ch = append(ch, i)
+	for i := range now {
+		a, b := &old[i], &now[i]
+		if sameVirtualService(a, b) {
+			continue
 		}
-		return ch, true
-	}
-	n := len(now)
-	workers := min(runtime.GOMAXPROCS(0), n/compareChunk)
-	if workers <= 1 {
-		return scan(0, n)
-	}
-	type part struct {
-		changed []int
-		ok      bool
-	}
-	parts := make([]part, workers)
-	var wg sync.WaitGroup
-	for w := range parts {
-		wg.Go(func() {
-			parts[w].changed, parts[w].ok = scan(w*n/workers, (w+1)*n/workers)
-		})
-	}
-	wg.Wait()
-	for _, pt := range parts {
-		if !pt.ok || len(changed)+len(pt.changed) > quickMax {
+		if len(changed) == quickMax || !sameServiceIdentity(a, b) {
 			return nil, false
 		}
-		changed = append(changed, pt.changed...)
+		changed = append(changed, i)
 	}
 	return changed, true
 }
@@ -489,12 +504,13 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 				ops = p.ops[:oe.Index]
 				e.cnt.OpsApplied += uint64(oe.Index)
 			}
-			e.table = applyOps(p.cur, ops)
+			e.setView(p.cur, p.curOps, ops)
 			return ops, fmt.Errorf("apply IPVS changes: %w", err)
 		}
 	}
 	e.cnt.OpsApplied += uint64(len(p.ops))
-	e.table, e.fresh = applyOps(p.cur, p.ops), true
+	e.setView(p.cur, p.curOps, p.ops)
+	e.fresh = true
 	if !same && (len(p.plan.Marks) > 0 || len(rec.FWMarks) > 0) {
 		if e.deps.Marker == nil {
 			return p.ops, errors.New("ports: services need nftables, which is not available")
@@ -680,11 +696,11 @@ func (e *Engine) Down(ctx context.Context) ([]ipvs.Op, error) {
 	e.fresh, e.last = false, nil
 	if len(ops) > 0 {
 		if err := e.deps.Kernel.Apply(ctx, ops); err != nil {
-			e.table = cur
+			e.table, e.pending = cur, nil
 			return nil, fmt.Errorf("remove IPVS services: %w", err)
 		}
 	}
-	e.table, e.names = applyOps(cur, ops), nil
+	e.table, e.pending, e.names = applyOps(cur, ops), nil, nil
 	var errs []error
 	if e.deps.Marker != nil { // our own table; deleting a missing one is harmless
 		if err := e.deps.Marker.Delete(); err != nil {

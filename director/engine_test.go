@@ -642,6 +642,11 @@ func TestWeightChangeIsOneOpAndNoRead(t *testing.T) {
 	if ops := r.apply(t, r.config(t, twoServices)); formatOps(ops) != "-e -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 100" {
 		t.Errorf("back to 100: %s", formatOps(ops))
 	}
+	snap, _ := r.engine.Snapshot()
+	sortTable(snap)
+	if got := FormatTable(snap); got != r.k.String() {
+		t.Errorf("snapshot:\n%s\nkernel:\n%s", got, r.k)
+	}
 	if n, err := r.engine.Resync(t.Context()); err != nil || n != 0 || r.k.tables != 2 {
 		t.Errorf("resync: %d repairs, %v, %d reads", n, err, r.k.tables)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -78,6 +79,10 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 
 	want := cfg
 	d.apply(ctx, want, "start")
+	// Parsing a large file leaves garbage several times the size of the
+	// table it describes: hand it back to the system now rather than at
+	// the next forced collection minutes later.
+	debug.FreeOSMemory()
 	interval := want.Director.ResyncInterval.D()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -91,6 +96,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 			if c, err := d.reload(ctx); err == nil {
 				want = c
 			}
+			debug.FreeOSMemory()
 		case reply := <-d.reloads:
 			log.Info("reload requested on the control socket")
 			c, err := d.reload(ctx)
@@ -98,6 +104,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 				want = c
 			}
 			reply <- err
+			debug.FreeOSMemory()
 		case <-ticker.C:
 			if d.Engine.Config() == nil {
 				// The first apply failed before reaching the kernel: try again.

@@ -1,19 +1,17 @@
 package director
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"time"
+
+	"github.com/lvs-node/lvs-node/internal/control"
 
 	"github.com/lvs-node/lvs-node/internal/config"
 )
@@ -52,12 +50,12 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 		}
 	}()
 	if p := cfg.Listen.ControlPath(); p != "" {
-		ln, err := listenControl(p)
+		ln, err := control.Listen(p)
 		if err != nil {
 			return err
 		}
 		closers = append(closers, func() { ln.Close(); os.Remove(p) })
-		go d.serveControl(ctx, ln)
+		go control.Serve(ctx, ln, log, d.handleControl, "reload")
 		log.Info("control socket ready", "path", p)
 	}
 	if a := cfg.Listen.MetricsAddr(); a != "" {
@@ -178,74 +176,21 @@ func (d *Daemon) reload(ctx context.Context) (*Config, error) {
 	return cfg, nil
 }
 
-func listenControl(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("control socket directory: %w", err)
+// handleControl answers the control socket: "reload" makes the daemon
+// re-read its own file and returns nil or the problems that kept the old
+// configuration in effect. The socket accepts no configuration.
+func (d *Daemon) handleControl(ctx context.Context, _ string) (string, error) {
+	reply := make(chan error, 1)
+	select {
+	case d.reloads <- reply:
+	case <-ctx.Done():
+		return "", errors.New("the director is stopping")
 	}
-	// A socket left by a daemon that died is replaced; a live one is not.
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s is in use: is another director running?", path)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("control socket %s exists and is not a socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale control socket: %w", err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen on control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket mode: %w", err)
-	}
-	return ln, nil
-}
-
-// The control protocol: the client sends one line, "reload"; the daemon
-// answers "ok" or "error" followed by the problems, one per line, and
-// closes. The socket accepts no configuration.
-func (d *Daemon) serveControl(ctx context.Context, ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				d.Log.Error("control socket", "error", err)
-			}
-			return
-		}
-		go d.handleControl(ctx, c)
-	}
-}
-
-func (d *Daemon) handleControl(ctx context.Context, c net.Conn) {
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
-	if err != nil {
-		return
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	switch strings.TrimSpace(line) {
-	case "reload":
-		reply := make(chan error, 1)
-		select {
-		case d.reloads <- reply:
-		case <-ctx.Done():
-			fmt.Fprintln(c, "error\nthe director is stopping")
-			return
-		}
-		if err := <-reply; err != nil {
-			fmt.Fprintf(c, "error\n%v\n", err)
-			return
-		}
-		fmt.Fprintln(c, "ok")
-	default:
-		fmt.Fprintf(c, "error\nunknown command %q (want reload)\n", strings.TrimSpace(line))
+	select {
+	case err := <-reply:
+		return "", err
+	case <-ctx.Done():
+		return "", errors.New("the director is stopping")
 	}
 }
 
@@ -253,28 +198,13 @@ func (d *Daemon) handleControl(ctx context.Context, c net.Conn) {
 // returns its verdict: nil, or the problems that kept the old
 // configuration in effect.
 func RequestReload(ctx context.Context, socket string) error {
-	var dl net.Dialer
-	c, err := dl.DialContext(ctx, "unix", socket)
+	_, err := control.Call(ctx, socket, "reload")
+	var r *control.Refusal
+	if errors.As(err, &r) {
+		return fmt.Errorf("reload refused, the previous configuration stays in effect:\n%s", r.Problems)
+	}
 	if err != nil {
-		return fmt.Errorf("reach the director on %s: %w", socket, err)
+		return fmt.Errorf("reload the director: %w", err)
 	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
-	if _, err := io.WriteString(c, "reload\n"); err != nil {
-		return fmt.Errorf("send reload: %w", err)
-	}
-	out, err := io.ReadAll(io.LimitReader(c, 1<<20))
-	if err != nil {
-		return fmt.Errorf("read reply: %w", err)
-	}
-	first, rest, _ := strings.Cut(string(out), "\n")
-	switch first {
-	case "ok":
-		return nil
-	case "error":
-		return fmt.Errorf("reload refused, the previous configuration stays in effect:\n%s", strings.TrimRight(rest, "\n"))
-	}
-	return fmt.Errorf("unexpected reply from the director: %q", string(out))
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvs-node/lvs-node/internal/control"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -179,11 +181,11 @@ reloads: 0
 
 func TestControlSocketInUse(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "rs.sock")
-	ln, err := listenControl(sock)
+	ln, err := control.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listenControl(sock); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := control.Listen(sock); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second listener: %v, want in use", err)
 	}
 	ln.Close()
@@ -191,7 +193,7 @@ func TestControlSocketInUse(t *testing.T) {
 	if err := os.WriteFile(sock, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listenControl(sock); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := control.Listen(sock); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("listener over a plain file: %v", err)
 	}
 }

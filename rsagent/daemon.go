@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lvs-node/lvs-node/internal/control"
+
 	"github.com/lvs-node/lvs-node/internal/config"
 )
 
@@ -43,12 +45,12 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	defer close(done)
 	reqs := make(chan ctlReq)
 	if opts.Control != "" {
-		ln, err := listenControl(opts.Control)
+		ln, err := control.Listen(opts.Control)
 		if err != nil {
 			return err
 		}
 		defer ln.Close() // removes the socket file
-		go a.serveControl(ln, reqs, done)
+		go control.Serve(ctx, ln, a.log, handler(reqs, done), cmdStatus, cmdReload)
 	}
 
 	changes, err := a.Up()

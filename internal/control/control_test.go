@@ -1,0 +1,96 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func serve(t *testing.T, h Handler, allowed ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sub", "ctl.sock")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { Serve(ctx, ln, slog.New(slog.DiscardHandler), h, allowed...); close(done) }()
+	t.Cleanup(func() { cancel(); ln.Close(); <-done })
+	return path
+}
+
+func TestCallOkErrorAndUnknown(t *testing.T) {
+	var got []string
+	path := serve(t, func(_ context.Context, cmd string) (string, error) {
+		got = append(got, cmd)
+		if cmd == "reload" {
+			return "", errors.New("f.yaml:3:1: bad\nf.yaml:4:1: worse")
+		}
+		return "{\"vips\":1}\n", nil
+	}, "status", "reload")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket mode %v, %v", fi.Mode(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	body, err := Call(ctx, path, "status")
+	if err != nil || body != "{\"vips\":1}\n" {
+		t.Fatalf("status = %q, %v", body, err)
+	}
+	_, err = Call(ctx, path, "reload")
+	var r *Refusal
+	if !errors.As(err, &r) || r.Problems != "f.yaml:3:1: bad\nf.yaml:4:1: worse" {
+		t.Fatalf("reload = %v", err)
+	}
+	_, err = Call(ctx, path, "set weight 0")
+	if !errors.As(err, &r) || !strings.Contains(r.Problems, `unknown command "set weight 0"`) {
+		t.Fatalf("unknown command = %v", err)
+	}
+	if strings.Join(got, ",") != "status,reload" {
+		t.Fatalf("the handler saw %v; an unknown command must not reach it", got)
+	}
+}
+
+func TestListenRefusesLiveSocketAndPlainFile(t *testing.T) {
+	path := serve(t, func(context.Context, string) (string, error) { return "", nil }, "status")
+	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Listen on a live socket = %v", err)
+	}
+	plain := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(plain); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("Listen on a plain file = %v", err)
+	}
+}
+
+func TestListenReplacesStaleSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // the file stays, nobody answers: a daemon that died
+	ln2, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	ln2.Close()
+}
+
+func TestCallNoDaemon(t *testing.T) {
+	_, err := Call(context.Background(), filepath.Join(t.TempDir(), "none.sock"), "status")
+	if err == nil || !strings.Contains(err.Error(), "reach the daemon") {
+		t.Fatalf("Call without a daemon = %v", err)
+	}
+}

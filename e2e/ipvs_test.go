@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -535,5 +536,47 @@ func TestIPVSBulk1000x10(t *testing.T) {
 	}
 	if tableTook >= listTook {
 		t.Errorf("Table (%v) is not faster than ipvsadm -Ln (%v)", tableTook, listTook)
+	}
+}
+
+// TestIPVSNewSchedulerWhileNamespacesDie adds services whose scheduler
+// module is not loaded right after a namespace holding IPVS services was
+// deleted. Left to the kernel, the module is loaded under the IPVS mutex
+// and its init (lblc, lblcr register per-namespace state) waits for the
+// namespace lock that the dying namespace's cleanup holds while it waits
+// for the IPVS mutex: the kernel's IPVS hangs. Client.Apply loads the
+// module first, outside every IPVS lock.
+func TestIPVSNewSchedulerWhileNamespacesDie(t *testing.T) {
+	modprobe(t, "ip_vs")
+	for _, sched := range []string{"lblc", "lblcr"} {
+		mod := "ip_vs_" + sched
+		deadline := time.Now().Add(20 * time.Second)
+		for moduleLoaded(t, mod) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s stays loaded (in use?): cannot test loading it", mod)
+			}
+			_ = exec.Command("rmmod", mod).Run()
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Run("dying namespace before "+sched, func(t *testing.T) {
+			_, c := ipvsHost(t)
+			var ops []ipvs.Op
+			for i := range 50 {
+				s := svc4(ipvs.TCP, fmt.Sprintf("10.1.2.%d", i+1), 80, "rr")
+				ops = append(ops, ipvs.Op{Kind: ipvs.AddService, Service: s},
+					ipvs.Op{Kind: ipvs.AddDest, Service: s, Dest: dst("10.2.0.11", 80, ipvs.Route, 1)})
+			}
+			if err := c.Apply(ctxT(t, time.Minute), ops); err != nil {
+				t.Fatal(err)
+			}
+		}) // its namespace is deleted here; the kernel cleans it up in the background
+		_, c := ipvsHost(t)
+		s := svc4(ipvs.TCP, "10.1.3.1", 80, sched)
+		if err := c.Apply(ctxT(t, time.Minute), []ipvs.Op{{Kind: ipvs.AddService, Service: s}}); err != nil {
+			t.Fatalf("add a %s service: %v", sched, err)
+		}
+		if !moduleLoaded(t, mod) {
+			t.Fatalf("%s not loaded after adding a %s service", mod, sched)
+		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,23 +59,24 @@ var ErrNoIPVS = errors.New("the kernel has no IPVS (generic netlink family \"IPV
 // several sockets at once. The e2e tests use moby/ipvs as an independent
 // reader to cross-check what Client writes.
 type Client struct {
-	mu     sync.Mutex
-	ns     netns.NsHandle
-	family uint16
-	conns  []*conn // conns[0] carries requests; all of them carry dumps
-	seq    atomic.Uint32
+	mu      sync.Mutex
+	ns      netns.NsHandle
+	family  uint16
+	conns   []*conn // conns[0] carries requests; all of them carry dumps
+	seq     atomic.Uint32
+	modules map[string]bool // scheduler and persistence-engine modules known loaded
 }
 
 // Open connects to the kernel's IPVS in the caller's network namespace.
 // When the IPVS family is missing it runs `modprobe ip_vs` once and asks
-// again; scheduler modules (ip_vs_wlc, ...) are loaded by the kernel on
-// first use.
+// again. Scheduler and persistence-engine modules (ip_vs_wlc, ...) are
+// loaded by Apply before it sends the ops that need them.
 func Open() (*Client, error) {
 	ns, err := netns.Get()
 	if err != nil {
 		return nil, fmt.Errorf("get network namespace: %w", err)
 	}
-	c := &Client{ns: ns}
+	c := &Client{ns: ns, modules: map[string]bool{}}
 	c.seq.Store(uint32(time.Now().UnixNano()))
 	first, err := openConn(netns.None())
 	if err != nil {
@@ -260,6 +263,9 @@ func (c *Client) Apply(ctx context.Context, ops []Op) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.loadModules(ctx, ops); err != nil {
+		return err
+	}
 	if err := c.ready(); err != nil {
 		return err
 	}
@@ -476,4 +482,29 @@ func (c *Client) get(ctx context.Context, cmd uint8, fn func(typ uint16, v []byt
 		}
 		return forEachAttr(attrs, fn)
 	})
+}
+
+// loadModules loads the scheduler and persistence-engine modules ops
+// need before anything is sent. The kernel would load a missing one itself
+// (request_module) while it holds the IPVS mutex, and the module's init
+// then waits for the lock that a network namespace being torn down holds
+// while it waits for the IPVS mutex: a deadlock of the kernel's IPVS
+// (seen in the lab, 6.1). Loading from here takes no IPVS lock.
+func (c *Client) loadModules(ctx context.Context, ops []Op) error {
+	for _, mod := range neededModules(ops) {
+		if c.modules[mod.name] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/sys/module", mod.name)); err == nil {
+			c.modules[mod.name] = true
+			continue
+		}
+		out, err := exec.CommandContext(ctx, "modprobe", mod.name).CombinedOutput()
+		if err != nil {
+			return &OpError{Index: mod.op, Op: ops[mod.op], Err: fmt.Errorf("%w: %s %q is not available in this kernel (modprobe %s: %v: %s)",
+				ErrModule, mod.what, mod.arg, mod.name, err, strings.TrimSpace(string(out)))}
+		}
+		c.modules[mod.name] = true
+	}
+	return nil
 }

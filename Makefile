@@ -20,7 +20,9 @@ deps:
 	@bash scripts/install-deps.sh
 
 ## test: static checks, unit and host-kernel tests, then the lab end-to-end suite.
-test: deps lint unit e2e
+test: deps
+	@bash scripts/leftovers.sh start
+	$(MAKE) lint unit e2e
 	@bash scripts/leftovers.sh
 
 lint:

@@ -79,6 +79,12 @@ func (m *Marker) Set(rules []Rule) error {
 	if m.conn == nil {
 		return errors.New("nftables marker is closed")
 	}
+	// The table already holds exactly these rules: nothing to write. Any
+	// difference, or a table that cannot be read back as ours (a rule or
+	// chain changed by hand), is replaced.
+	if cur, found, err := m.rules(); err == nil && found && equalRules(cur, norm) {
+		return nil
+	}
 	t := m.tableRef()
 	// Adding before deleting makes the delete succeed whether or not the
 	// table exists; the whole batch is one transaction.
@@ -124,41 +130,48 @@ func (m *Marker) Rules() ([]Rule, error) {
 	if m.conn == nil {
 		return nil, errors.New("nftables marker is closed")
 	}
+	rules, _, err := m.rules()
+	return rules, err
+}
+
+// rules reads the rules of the table and whether the table exists; the
+// caller holds m.mu.
+func (m *Marker) rules() ([]Rule, bool, error) {
 	tables, err := m.conn.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return nil, fmt.Errorf("list nftables tables: %w", err)
+		return nil, false, fmt.Errorf("list nftables tables: %w", err)
 	}
 	found := false
 	for _, t := range tables {
 		found = found || t.Name == m.table
 	}
 	if !found {
-		return nil, nil
+		return nil, false, nil
 	}
 	t := m.tableRef()
 	var per [2][]Rule
 	for i, ch := range m.chains(t) {
 		nrs, err := m.conn.GetRules(t, ch)
 		if err != nil {
-			return nil, fmt.Errorf("read rules of inet %s %s: %w", m.table, ch.Name, err)
+			return nil, true, fmt.Errorf("read rules of inet %s %s: %w", m.table, ch.Name, err)
 		}
 		var parsed []Rule
 		for _, nr := range nrs {
 			r, err := parseExprs(nr.Exprs)
 			if err != nil {
-				return nil, fmt.Errorf("inet %s %s rule handle %d: %w", m.table, ch.Name, nr.Handle, err)
+				return nil, true, fmt.Errorf("inet %s %s rule handle %d: %w", m.table, ch.Name, nr.Handle, err)
 			}
 			parsed = append(parsed, r)
 		}
 		per[i], err = Normalize(parsed)
 		if err != nil {
-			return nil, fmt.Errorf("inet %s %s: %w", m.table, ch.Name, err)
+			return nil, true, fmt.Errorf("inet %s %s: %w", m.table, ch.Name, err)
 		}
 	}
 	if !equalRules(per[0], per[1]) {
-		return nil, fmt.Errorf("inet %s: chains %s and %s hold different rules", m.table, chainPrerouting, chainOutput)
+		return nil, true, fmt.Errorf("inet %s: chains %s and %s hold different rules", m.table, chainPrerouting, chainOutput)
 	}
-	return per[0], nil
+	return per[0], true, nil
 }
 
 func equalRules(a, b []Rule) bool {

@@ -2,7 +2,9 @@ package nftmark
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,23 @@ func TestMarkerLifecycle(t *testing.T) {
 		if show(got) != show(want) {
 			t.Fatalf("read back:\n%swant:\n%s", show(got), show(want))
 		}
+	}
+
+	// The same rules again write nothing: the rule handles stay.
+	before := ruleHandles(t, "lvs-node")
+	if err := m.Set(first); err != nil {
+		t.Fatal(err)
+	}
+	if after := ruleHandles(t, "lvs-node"); after != before {
+		t.Fatalf("an unchanged Set rewrote the table: handles %s, then %s", before, after)
+	}
+	// A rule deleted by hand is put back by the next Set.
+	deleteFirstRule(t, "lvs-node")
+	if err := m.Set(first); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Rules(); err != nil || show(got) != show(want) {
+		t.Fatalf("after repairing a deleted rule:\n%s%v", show(got), err)
 	}
 
 	second := []Rule{{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{8443}, Mark: 20}}
@@ -202,4 +221,66 @@ func TestPacketGetsMark(t *testing.T) {
 	if n := marked(); n != 1 {
 		t.Fatalf("marking went on after Delete: %d marked packets", n)
 	}
+}
+
+// ruleHandles lists the handles of every rule of the inet table, chain by
+// chain.
+func ruleHandles(t *testing.T, table string) string {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, ch := range chains {
+		if ch.Table.Name != table {
+			continue
+		}
+		rs, err := c.GetRules(tb, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:", ch.Name)
+		for _, r := range rs {
+			fmt.Fprintf(&b, " %d", r.Handle)
+		}
+		b.WriteString(";")
+	}
+	return b.String()
+}
+
+// deleteFirstRule deletes one rule of the table, as an operator might.
+func deleteFirstRule(t *testing.T, table string) {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != table {
+			continue
+		}
+		rs, err := c.GetRules(tb, ch)
+		if err != nil || len(rs) == 0 {
+			t.Fatalf("rules of %s: %d, %v", ch.Name, len(rs), err)
+		}
+		if err := c.DelRule(rs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("table %s has no chains", table)
 }

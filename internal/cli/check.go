@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	yaml "go.yaml.in/yaml/v3"
@@ -20,16 +21,30 @@ const (
 
 // detectRole names the role of a configuration file from its top-level
 // keys: realserver for a realserver: section, director for director: or
-// virtual_services:.
+// virtual_services:. The keys are read from the lines that start in the
+// first column, so a large file is not parsed twice; a file written in
+// flow style is parsed to find them.
 func detectRole(path string, data []byte) (string, error) {
-	var top map[string]yaml.Node
-	if err := yaml.Unmarshal(data, &top); err != nil {
-		// Let the strict loader report the syntax error with its position.
-		return roleDirector, nil
+	top := map[string]bool{}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if line == "" || strings.ContainsRune(" \t#-{[.%", rune(line[0])) {
+			continue
+		}
+		if key, _, ok := strings.Cut(line, ":"); ok {
+			top[strings.Trim(strings.TrimSpace(key), `"'`)] = true
+		}
 	}
-	_, rs := top["realserver"]
-	_, d1 := top["director"]
-	_, d2 := top["virtual_services"]
+	if len(top) == 0 {
+		var parsed map[string]yaml.Node
+		if err := yaml.Unmarshal(data, &parsed); err != nil {
+			// Let the strict loader report the syntax error with its position.
+			return roleDirector, nil
+		}
+		for k := range parsed {
+			top[k] = true
+		}
+	}
+	rs, d1, d2 := top["realserver"], top["director"], top["virtual_services"]
 	switch {
 	case rs && (d1 || d2):
 		return "", fmt.Errorf("%s: holds both a realserver section and director settings: use one file per role", path)

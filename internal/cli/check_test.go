@@ -134,3 +134,20 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("bash completion: code %d, %d bytes", code, len(out))
 	}
 }
+
+func TestDetectRole(t *testing.T) {
+	cases := []struct{ src, want string }{
+		{"# comment\nrealserver:\n  vips: []\n", roleRealserver},
+		{"director:\n  state_dir: /x\nvirtual_services: []\n", roleDirector},
+		{"virtual_services:\n  - name: a\n    realserver: 1\n", roleDirector},
+		{`"realserver": {}` + "\n", roleRealserver},
+		{"{virtual_services: []}\n", roleDirector},
+		{"{realserver: {}}\n", roleRealserver},
+	}
+	for _, c := range cases {
+		got, err := detectRole("f.yaml", []byte(c.src))
+		if err != nil || got != c.want {
+			t.Errorf("detectRole(%q) = %q, %v; want %q", c.src, got, err, c.want)
+		}
+	}
+}

@@ -33,7 +33,9 @@ const (
 
 // Schedulers are the IPVS schedulers a service may name. twos exists only
 // in recent kernels.
-var schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+func schedulers() []string {
+	return []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+}
 
 // Config is a decoded and validated director.yaml.
 type Config struct {
@@ -413,8 +415,8 @@ func (v *validator) service(vs *VirtualService, p string) {
 	if vs.Scheduler == "" {
 		vs.Scheduler = DefaultScheduler
 	}
-	if !slices.Contains(schedulers, vs.Scheduler) {
-		v.errorf(config.Join(p, "scheduler"), "unknown scheduler %q (valid: %s)", vs.Scheduler, strings.Join(schedulers, " "))
+	if known := schedulers(); !slices.Contains(known, vs.Scheduler) {
+		v.errorf(config.Join(p, "scheduler"), "unknown scheduler %q (valid: %s)", vs.Scheduler, strings.Join(known, " "))
 	}
 	for j, f := range vs.SchedulerFlags {
 		fp := config.Index(config.Join(p, "scheduler_flags"), j)

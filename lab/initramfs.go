@@ -15,14 +15,16 @@ import (
 )
 
 // hostBinaries are copied into every VM, with their libraries.
-var hostBinaries = []string{"/usr/sbin/ipvsadm", "/sbin/ip"}
+func hostBinaries() []string { return []string{"/usr/sbin/ipvsadm", "/sbin/ip"} }
 
 // moduleRoots are the module folders the VM gets, plus their dependencies.
-var moduleRoots = []string{
-	"kernel/net/netfilter/", "kernel/net/ipv4/", "kernel/net/ipv6/", "kernel/net/bridge/",
-	"kernel/net/8021q/", "kernel/net/802/", "kernel/net/llc/", "kernel/net/sched/",
-	"kernel/drivers/net/veth.ko", "kernel/drivers/net/dummy.ko", "kernel/drivers/net/macvlan.ko",
-	"kernel/crypto/crc32c_generic.ko",
+func moduleRoots() []string {
+	return []string{
+		"kernel/net/netfilter/", "kernel/net/ipv4/", "kernel/net/ipv6/", "kernel/net/bridge/",
+		"kernel/net/8021q/", "kernel/net/802/", "kernel/net/llc/", "kernel/net/sched/",
+		"kernel/drivers/net/veth.ko", "kernel/drivers/net/dummy.ko", "kernel/drivers/net/macvlan.ko",
+		"kernel/crypto/crc32c_generic.ko",
+	}
 }
 
 // initScript is /init: it mounts the virtual file systems, makes the
@@ -156,7 +158,7 @@ func buildInitramfs(dst, release string, cfg Config) error {
 	if err := p.file("bin/busybox", "/bin/busybox"); err != nil {
 		return fmt.Errorf("busybox-static: %w", err)
 	}
-	for _, b := range append(hostBinaries, cfg.HostBinaries...) {
+	for _, b := range append(hostBinaries(), cfg.HostBinaries...) {
 		if err := p.binary(b, b); err != nil {
 			return err
 		}
@@ -229,7 +231,7 @@ func packModules(p *packer, release string) error {
 		}
 	}
 	for m := range deps {
-		for _, r := range moduleRoots {
+		for _, r := range moduleRoots() {
 			if m == r || strings.HasSuffix(r, "/") && strings.HasPrefix(m, r) {
 				add(m)
 			}

@@ -60,18 +60,20 @@ type Result struct {
 var ErrNoVerdict = errors.New("lab VM ended without an exit status")
 
 // Packages the lab needs on the host, by Debian package name.
-var hostNeeds = []struct{ path, pkg string }{
-	{"/usr/bin/qemu-system-x86_64", "qemu-system-x86"},
-	{"/bin/busybox", "busybox-static"},
-	{"/usr/sbin/ipvsadm", "ipvsadm"},
-	{"/sbin/ip", "iproute2"},
+func hostNeeds() []struct{ path, pkg string } {
+	return []struct{ path, pkg string }{
+		{"/usr/bin/qemu-system-x86_64", "qemu-system-x86"},
+		{"/bin/busybox", "busybox-static"},
+		{"/usr/sbin/ipvsadm", "ipvsadm"},
+		{"/sbin/ip", "iproute2"},
+	}
 }
 
 // CheckHost reports what the host lacks to run the lab, with the command
 // that installs it.
 func CheckHost() error {
 	var missing []string
-	for _, n := range hostNeeds {
+	for _, n := range hostNeeds() {
 		if _, err := os.Stat(n.path); err != nil {
 			missing = append(missing, n.pkg)
 		}
@@ -114,9 +116,8 @@ func FindKernel(want string) (release, vmlinuz string, err error) {
 	return r, filepath.Join("/boot", "vmlinuz-"+r), nil
 }
 
-var numRe = regexp.MustCompile(`\d+|\D+`)
-
 func versionLess(a, b string) bool {
+	numRe := regexp.MustCompile(`\d+|\D+`)
 	pa, pb := numRe.FindAllString(a, -1), numRe.FindAllString(b, -1)
 	for i := 0; i < len(pa) && i < len(pb); i++ {
 		if pa[i] == pb[i] {

@@ -1,5 +1,3 @@
-// Command lvs-node is the single binary of both LVS roles: the director
-// that programs IPVS and the real-server agent.
 package main
 
 import (

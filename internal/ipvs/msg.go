@@ -375,29 +375,34 @@ type nlMsg struct {
 
 // parseMessages splits a datagram into its netlink messages.
 func parseMessages(b []byte, fn func(nlMsg) error) error {
-	for len(b) >= nlmsgHdrLen {
-		l := int(binary.NativeEndian.Uint32(b))
-		if l < nlmsgHdrLen || l > len(b) {
-			return fmt.Errorf("%w: message length %d of %d bytes", errMalformed, l, len(b))
+	msgLen := func(b []byte) int { return int(binary.NativeEndian.Uint32(b)) }
+	return walkRecords(b, nlmsgHdrLen, msgLen, "message", func(rec []byte) error {
+		return fn(nlMsg{
+			Type:    binary.NativeEndian.Uint16(rec[4:]),
+			Flags:   binary.NativeEndian.Uint16(rec[6:]),
+			Seq:     binary.NativeEndian.Uint32(rec[8:]),
+			Pid:     binary.NativeEndian.Uint32(rec[12:]),
+			Payload: rec[nlmsgHdrLen:],
+		})
+	})
+}
+
+// walkRecords calls fn for each record of b: netlink messages and
+// attributes alike start with a header of hdrLen bytes holding the
+// record's length (read by lenOf) and are padded to 4 bytes.
+func walkRecords(b []byte, hdrLen int, lenOf func([]byte) int, what string, fn func(rec []byte) error) error {
+	for len(b) >= hdrLen {
+		l := lenOf(b)
+		if l < hdrLen || l > len(b) {
+			return fmt.Errorf("%w: %s length %d of %d bytes", errMalformed, what, l, len(b))
 		}
-		m := nlMsg{
-			Type:    binary.NativeEndian.Uint16(b[4:]),
-			Flags:   binary.NativeEndian.Uint16(b[6:]),
-			Seq:     binary.NativeEndian.Uint32(b[8:]),
-			Pid:     binary.NativeEndian.Uint32(b[12:]),
-			Payload: b[nlmsgHdrLen:l],
-		}
-		if err := fn(m); err != nil {
+		if err := fn(b[:l]); err != nil {
 			return err
 		}
-		l = align4(l)
-		if l > len(b) {
-			l = len(b)
-		}
-		b = b[l:]
+		b = b[min(align4(l), len(b)):]
 	}
 	if len(b) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", errMalformed, len(b))
+		return fmt.Errorf("%w: %d trailing %s bytes", errMalformed, len(b), what)
 	}
 	return nil
 }
@@ -425,24 +430,10 @@ func align4(n int) int { return (n + 3) &^ 3 }
 // forEachAttr calls fn for every attribute of b with the type flags
 // stripped.
 func forEachAttr(b []byte, fn func(typ uint16, val []byte) error) error {
-	for len(b) >= nlaHdrLen {
-		l := int(binary.NativeEndian.Uint16(b))
-		if l < nlaHdrLen || l > len(b) {
-			return fmt.Errorf("%w: attribute length %d of %d bytes", errMalformed, l, len(b))
-		}
-		if err := fn(binary.NativeEndian.Uint16(b[2:])&nlaTypeMask, b[nlaHdrLen:l]); err != nil {
-			return err
-		}
-		l = align4(l)
-		if l > len(b) {
-			l = len(b)
-		}
-		b = b[l:]
-	}
-	if len(b) != 0 {
-		return fmt.Errorf("%w: %d trailing attribute bytes", errMalformed, len(b))
-	}
-	return nil
+	attrLen := func(b []byte) int { return int(binary.NativeEndian.Uint16(b)) }
+	return walkRecords(b, nlaHdrLen, attrLen, "attribute", func(rec []byte) error {
+		return fn(binary.NativeEndian.Uint16(rec[2:])&nlaTypeMask, rec[nlaHdrLen:])
+	})
 }
 
 func getU8(v []byte) (uint8, error) {

@@ -689,44 +689,41 @@ func parseGenl(payload []byte) ([]byte, error) {
 	return payload[genlHdrLen:], nil
 }
 
-// parseServiceMsg decodes one message of a service dump.
-func parseServiceMsg(payload []byte) (ServiceEntry, error) {
+// nestedAttr returns the attribute typ of a generic netlink message.
+func nestedAttr(payload []byte, typ uint16, what string) ([]byte, error) {
 	attrs, err := parseGenl(payload)
 	if err != nil {
-		return ServiceEntry{}, err
+		return nil, err
 	}
 	var nest []byte
-	if err := forEachAttr(attrs, func(typ uint16, v []byte) error {
-		if typ == cmdAttrService {
+	if err := forEachAttr(attrs, func(t uint16, v []byte) error {
+		if t == typ {
 			nest = v
 		}
 		return nil
 	}); err != nil {
-		return ServiceEntry{}, err
+		return nil, err
 	}
 	if nest == nil {
-		return ServiceEntry{}, fmt.Errorf("%w: no service attribute", errMalformed)
+		return nil, fmt.Errorf("%w: no %s attribute", errMalformed, what)
+	}
+	return nest, nil
+}
+
+// parseServiceMsg decodes one message of a service dump.
+func parseServiceMsg(payload []byte) (ServiceEntry, error) {
+	nest, err := nestedAttr(payload, cmdAttrService, "service")
+	if err != nil {
+		return ServiceEntry{}, err
 	}
 	return parseService(nest)
 }
 
 // parseDestMsg decodes one message of a real-server dump.
 func parseDestMsg(payload []byte, family uint16) (DestEntry, error) {
-	attrs, err := parseGenl(payload)
+	nest, err := nestedAttr(payload, cmdAttrDest, "real-server")
 	if err != nil {
 		return DestEntry{}, err
-	}
-	var nest []byte
-	if err := forEachAttr(attrs, func(typ uint16, v []byte) error {
-		if typ == cmdAttrDest {
-			nest = v
-		}
-		return nil
-	}); err != nil {
-		return DestEntry{}, err
-	}
-	if nest == nil {
-		return DestEntry{}, fmt.Errorf("%w: no real-server attribute", errMalformed)
 	}
 	return parseDest(nest, family)
 }

@@ -4,8 +4,8 @@ GO        ?= go
 export PATH := $(PATH):/usr/local/go/bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
-LDFLAGS   := -s -w -X github.com/lvs-node/lvs-node/internal/cli.version=$(VERSION) \
-             -X github.com/lvs-node/lvs-node/internal/cli.commit=$(COMMIT)
+LDFLAGS   := -s -w -X github.com/lvs-node/lvs-node/cmd/lvs-node/cli.version=$(VERSION) \
+             -X github.com/lvs-node/lvs-node/cmd/lvs-node/cli.commit=$(COMMIT)
 E2E_RUN   ?= .
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

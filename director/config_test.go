@@ -9,6 +9,7 @@ import (
 
 	"github.com/lvs-node/lvs-node/internal/config"
 	"github.com/lvs-node/lvs-node/internal/ipvs"
+	"github.com/lvs-node/lvs-node/internal/ipvs/ipvstest"
 )
 
 const issueExample = `director:
@@ -45,11 +46,11 @@ func TestLoadIssueExample(t *testing.T) {
 	if doc.File != path {
 		t.Errorf("doc.File = %q", doc.File)
 	}
-	plan, err := Desired(cfg, nil)
+	plan, err := Desired(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := FormatTable(plan.Table)
+	got := formatTable(plan.Table)
 	want := "-A -t 10.0.0.100:80 -s wlc -p 360\n" +
 		"-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w 100\n" +
 		"-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 100\n"
@@ -96,14 +97,14 @@ func TestDefaults(t *testing.T) {
 	if cfg.Listen.MetricsAddr() != DefaultMetrics || cfg.Listen.ControlPath() != DefaultControl {
 		t.Errorf("listen defaults: %q %q", cfg.Listen.MetricsAddr(), cfg.Listen.ControlPath())
 	}
-	plan, err := Desired(cfg, nil)
+	plan, err := Desired(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "-A -u [2001:db8::53]:53 -s wlc -p 300 -o\n" +
 		"-a -u [2001:db8::53]:53 -r [2001:db8::11]:53 -g -w 1\n" +
 		"-a -u [2001:db8::53]:53 -r [2001:db8::12]:5353 -m -w 1\n"
-	if got := FormatTable(plan.Table); got != want {
+	if got := formatTable(plan.Table); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 	s := plan.Table.Services[0]
@@ -148,16 +149,16 @@ func TestFeatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Desired(cfg, nil)
+	plan, err := Desired(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "-A -t 10.0.0.1:80 -s mh -p 60 -M 255.255.255.0 -b mh-fallback,mh-port\n" +
-		"-a -t 10.0.0.1:80 -r 10.0.0.11:80 -i -w 0 --tun-type gue --tun-port 5555\n" +
+		"-a -t 10.0.0.1:80 -r 10.0.0.11:80 -i -w 0 --tun-type gue --tun-port 5555 --tun-nocsum\n" +
 		"-a -t 10.0.0.1:80 -r 10.0.0.12:80 -g -w 1 -x 100 -y 50\n" +
 		"-A -f 7 -6 -s sh -p 300 -M 64 -b sh-port\n" +
 		"-a -f 7 -6 -r [2001:db8::1]:0 -g -w 1\n"
-	if got := FormatTable(plan.Table); got != want {
+	if got := formatTable(plan.Table); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -318,11 +319,11 @@ func FuzzLoadConfig(f *testing.F) {
 		if err != nil {
 			t.Fatalf("allocate: %v", err)
 		}
-		plan, err := Desired(cfg, marks)
+		plan, err := Desired(cfg, marks, nil)
 		if err != nil {
 			t.Fatalf("desired: %v", err)
 		}
-		k := newFakeKernel()
+		k := ipvstest.New()
 		ops := Diff(plan.Table, &ipvs.Table{}, nil)
 		if err := k.Apply(t.Context(), ops); err != nil {
 			t.Fatalf("apply to empty kernel: %v", err)

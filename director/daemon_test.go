@@ -61,7 +61,7 @@ func startDaemon(t *testing.T, body string) *daemonRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.engine = NewEngine(r.dir, Deps{Kernel: r.k, Marker: r.m, Sysctls: r.s, Addrs: r.a, Log: slog.New(slog.NewTextHandler(d.logs, nil))})
+	r.engine = NewEngine(r.dir, Deps{Kernel: r.k, Marker: r.m, Sysctls: r.s, Host: r.a, Log: slog.New(slog.NewTextHandler(d.logs, nil))})
 	dm := &Daemon{Path: d.path, Engine: r.engine, Log: slog.New(slog.NewTextHandler(d.logs, nil)), Hup: d.hup}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -125,7 +125,7 @@ func TestDaemonReloadOverSocket(t *testing.T) {
 func TestDaemonBadReloadKeepsOldState(t *testing.T) {
 	d := startDaemon(t, twoServices)
 	before := d.k.String()
-	calls := d.k.calls
+	calls := d.k.Counts().Calls
 	d.write(t, twoServices+"  - name: broken\n    vip: 10.0.0.100\n    port: 80\n    scheduler: nope\n")
 	err := RequestReload(t.Context(), d.sock)
 	if err == nil {
@@ -140,11 +140,11 @@ func TestDaemonBadReloadKeepsOldState(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, d.logs)
 		}
 	}
-	if d.k.String() != before || d.k.calls != calls {
+	if d.k.String() != before || d.k.Counts().Calls != calls {
 		t.Errorf("bad reload changed the kernel:\n%s", d.k)
 	}
 	// The old configuration keeps being enforced: drift is still repaired.
-	d.k.run(opDelDest("10.0.0.100", 80, "10.0.0.11"))
+	d.k.Run(opDelDest("10.0.0.100", 80, "10.0.0.11"))
 	waitFor(t, 5*time.Second, func() bool { return d.k.String() == before }, func() string { return d.k.String() + d.logs.String() })
 	c := d.engine.Counters()
 	if c.ReloadErrors != 1 || c.Repairs < 1 {

@@ -27,10 +27,12 @@ type Plan struct {
 	VIPs  []netip.Addr               // addresses to bind on the VIP interface
 }
 
-// Desired builds the IPVS table and mark rules that cfg asks for. marks
-// gives the firewall mark of every ports: service by name (see
-// AllocateMarks).
-func Desired(cfg *Config, marks map[string]uint32) (*Plan, error) {
+// Desired builds the IPVS table and mark rules that cfg asks for, with the
+// effective weight of every real server given its inputs (in may be nil:
+// see EffectiveWeight). marks gives the firewall mark of every ports:
+// service by name (see AllocateMarks). The table has one entry per
+// virtual service, in the file's order.
+func Desired(cfg *Config, marks map[string]uint32, in *Inputs) (*Plan, error) {
 	p := &Plan{Table: &ipvs.Table{Services: make([]ipvs.ServiceEntry, 0, len(cfg.VirtualServices))}, Names: map[ipvs.ServiceKey]string{}}
 	for i := range cfg.VirtualServices {
 		vs := &cfg.VirtualServices[i]
@@ -56,30 +58,56 @@ func Desired(cfg *Config, marks map[string]uint32) (*Plan, error) {
 			svc.Addr = vs.vip
 			svc.Port = *vs.Port
 		}
-		svc.ServiceKey = normKey(svc.ServiceKey)
+		svc.ServiceKey = ipvs.NormKey(svc.ServiceKey)
 		if vs.BindVIP && !slices.Contains(p.VIPs, vs.vip) {
 			p.VIPs = append(p.VIPs, vs.vip)
 		}
-		e := ipvs.ServiceEntry{Service: svc, Dests: make([]ipvs.DestEntry, 0, len(vs.RealServers))}
-		for j := range vs.RealServers {
-			rs := &vs.RealServers[j]
-			d := ipvs.Destination{
-				DestKey:        ipvs.DestKey{Addr: rs.addr, Port: *rs.Port},
-				Forward:        rs.forward,
-				Weight:         int32(*rs.Weight),
-				UpperThreshold: rs.UpperThreshold,
-				LowerThreshold: rs.LowerThreshold,
-			}
-			if rs.forward == ipvs.Tunnel {
-				d.TunType = rs.tunType
-				d.TunPort = rs.TunnelPort
-			}
-			e.Dests = append(e.Dests, ipvs.DestEntry{Destination: d})
-		}
+		p.Table.Services = append(p.Table.Services, ipvs.ServiceEntry{Service: svc, Dests: vs.dests(in)})
 		p.Names[svc.ServiceKey] = vs.Name
-		p.Table.Services = append(p.Table.Services, e)
 	}
 	return p, nil
+}
+
+// dests builds the real servers of vs as the kernel should hold them,
+// with their effective weights given in (nil: configured weights).
+func (vs *VirtualService) dests(in *Inputs) []ipvs.DestEntry {
+	out := make([]ipvs.DestEntry, 0, len(vs.RealServers))
+	rule := vs.rule()
+	noInputs := in.empty() && !rule.Checked
+	for j := range vs.RealServers {
+		rs := &vs.RealServers[j]
+		d := ipvs.Destination{
+			DestKey:        ipvs.DestKey{Addr: rs.addr, Port: *rs.Port},
+			Forward:        rs.forward,
+			Weight:         int32(*rs.Weight),
+			UpperThreshold: rs.UpperThreshold,
+			LowerThreshold: rs.LowerThreshold,
+		}
+		if rs.forward == ipvs.Tunnel {
+			d.TunType = rs.tunType
+			d.TunPort = rs.TunnelPort
+		}
+		if !noInputs {
+			e := EffectiveWeight(d.Weight, in.Of(vs.ref(j)), rule)
+			if !e.Present {
+				continue
+			}
+			d.Weight = e.Weight
+		}
+		out = append(out, ipvs.DestEntry{Destination: d})
+	}
+	return out
+}
+
+// ref names the j-th real server of vs.
+func (vs *VirtualService) ref(j int) ServerRef {
+	rs := &vs.RealServers[j]
+	return ServerRef{Service: vs.Name, Addr: rs.addr, Port: *rs.Port}
+}
+
+// rule is what vs says about effective weights.
+func (vs *VirtualService) rule() WeightRule {
+	return WeightRule{OnFailure: Quiesce, MaxWeight: maxWeight}
 }
 
 // UsesNAT reports whether any real server is forwarded by NAT, per family.
@@ -140,14 +168,4 @@ func AllocateMarks(cfg *Config, prev map[string]uint32, taken map[uint32]bool) (
 		used[uint32(next)] = true
 	}
 	return out, nil
-}
-
-// normKey puts a service key in the form used for comparison: the kernel
-// reports firewall-mark services with protocol TCP and no address, so
-// only the family and the mark identify them.
-func normKey(k ipvs.ServiceKey) ipvs.ServiceKey {
-	if k.FWMark != 0 {
-		return ipvs.ServiceKey{Family: k.Family, FWMark: k.FWMark}
-	}
-	return k
 }

@@ -9,7 +9,7 @@ import (
 type Ownership map[ipvs.ServiceKey]bool
 
 // Owns reports whether k is owned.
-func (o Ownership) Owns(k ipvs.ServiceKey) bool { return o[normKey(k)] }
+func (o Ownership) Owns(k ipvs.ServiceKey) bool { return o[ipvs.NormKey(k)] }
 
 // Diff returns the operations that turn current into desired, touching
 // only what must change:
@@ -31,7 +31,7 @@ func Diff(desired, current *ipvs.Table, owned Ownership) []ipvs.Op {
 	if current != nil {
 		cur = make(map[ipvs.ServiceKey]*ipvs.ServiceEntry, len(current.Services))
 		for i := range current.Services {
-			cur[normKey(current.Services[i].ServiceKey)] = &current.Services[i]
+			cur[ipvs.NormKey(current.Services[i].ServiceKey)] = &current.Services[i]
 		}
 	}
 	var ops []ipvs.Op
@@ -47,7 +47,7 @@ func Diff(desired, current *ipvs.Table, owned Ownership) []ipvs.Op {
 		want = make(map[ipvs.ServiceKey]bool, len(desired.Services))
 		for i := range desired.Services {
 			d := &desired.Services[i]
-			k := normKey(d.ServiceKey)
+			k := ipvs.NormKey(d.ServiceKey)
 			if want[k] {
 				continue // a second entry for one key cannot be applied; the first wins
 			}
@@ -71,7 +71,7 @@ func Diff(desired, current *ipvs.Table, owned Ownership) []ipvs.Op {
 	if current != nil {
 		for i := range current.Services {
 			c := &current.Services[i]
-			k := normKey(c.ServiceKey)
+			k := ipvs.NormKey(c.ServiceKey)
 			if want[k] || !owned[k] {
 				continue
 			}
@@ -89,7 +89,7 @@ func Diff(desired, current *ipvs.Table, owned Ownership) []ipvs.Op {
 // serviceEqual compares settings the kernel keeps, ignoring the hashed flag
 // and with keys normalised.
 func serviceEqual(a, b ipvs.Service) bool {
-	a.ServiceKey, b.ServiceKey = normKey(a.ServiceKey), normKey(b.ServiceKey)
+	a.ServiceKey, b.ServiceKey = ipvs.NormKey(a.ServiceKey), ipvs.NormKey(b.ServiceKey)
 	return a.Equal(b)
 }
 

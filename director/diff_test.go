@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lvs-node/lvs-node/internal/ipvs"
+	"github.com/lvs-node/lvs-node/internal/ipvs/ipvstest"
 )
 
 func svc(addr string, port uint16, sched string) ipvs.Service {
@@ -49,7 +50,7 @@ func TestDiff(t *testing.T) {
 	owned := func(ss ...ipvs.Service) Ownership {
 		o := Ownership{}
 		for _, s := range ss {
-			o[normKey(s.ServiceKey)] = true
+			o[ipvs.NormKey(s.ServiceKey)] = true
 		}
 		return o
 	}
@@ -123,12 +124,12 @@ func TestDiffConverges(t *testing.T) {
 			if (a*7+b)%5 != 0 {
 				continue
 			}
-			k := newFakeKernel()
-			k.run(Diff(build(a), nil, nil)...)
-			k.run(Diff(table(hand), nil, nil)...)
+			k := ipvstest.New()
+			k.Run(Diff(build(a), nil, nil)...)
+			k.Run(Diff(table(hand), nil, nil)...)
 			owned := Ownership{}
 			for _, s := range build(a).Services {
-				owned[normKey(s.ServiceKey)] = true
+				owned[ipvs.NormKey(s.ServiceKey)] = true
 			}
 			cur, _ := k.Table(t.Context())
 			if err := k.Apply(t.Context(), Diff(build(b), cur, owned)); err != nil {

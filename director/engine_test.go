@@ -14,13 +14,14 @@ import (
 	"testing"
 
 	"github.com/lvs-node/lvs-node/internal/ipvs"
+	"github.com/lvs-node/lvs-node/internal/ipvs/ipvstest"
 )
 
 type rig struct {
-	k      *fakeKernel
+	k      *ipvstest.Kernel
 	m      *fakeMarker
 	s      *fakeSysctls
-	a      *fakeAddrs
+	a      *fakeHost
 	dir    string
 	engine *Engine
 }
@@ -28,7 +29,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := &rig{
-		k: newFakeKernel(),
+		k: ipvstest.New(),
 		m: &fakeMarker{},
 		s: newFakeSysctls(map[string]string{
 			"net/ipv4/ip_forward":                   "0",
@@ -37,7 +38,7 @@ func newRig(t *testing.T) *rig {
 			"net/ipv4/vs/expire_quiescent_template": "0",
 			"net/ipv4/vs/conn_reuse_mode":           "1",
 		}),
-		a:   &fakeAddrs{},
+		a:   &fakeHost{},
 		dir: t.TempDir(),
 	}
 	r.restart()
@@ -47,7 +48,7 @@ func newRig(t *testing.T) *rig {
 // restart gives the rig a new Engine over the same kernel and state dir,
 // as a restarted daemon would have.
 func (r *rig) restart() {
-	r.engine = NewEngine(r.dir, Deps{Kernel: r.k, Marker: r.m, Sysctls: r.s, Addrs: r.a})
+	r.engine = NewEngine(r.dir, Deps{Kernel: r.k, Marker: r.m, Sysctls: r.s, Host: r.a})
 }
 
 func (r *rig) config(t *testing.T, body string) *Config {
@@ -109,11 +110,11 @@ func TestApplyFromEmptyThenNoop(t *testing.T) {
 	if strings.Contains(r.s.String(), "net.ipv6.conf.all.forwarding=1") {
 		t.Errorf("IPv6 forwarding turned on without an IPv6 NAT server")
 	}
-	calls := r.k.calls
+	calls := r.k.Counts().Calls
 	if ops := r.apply(t, cfg); len(ops) != 0 {
 		t.Errorf("second apply made %s", formatOps(ops))
 	}
-	if r.k.calls != calls {
+	if r.k.Counts().Calls != calls {
 		t.Errorf("a no-op apply still called the kernel")
 	}
 }
@@ -121,7 +122,7 @@ func TestApplyFromEmptyThenNoop(t *testing.T) {
 func TestRemovedServiceDeletedHandMadeKept(t *testing.T) {
 	r := newRig(t)
 	// An operator's own rule, made before lvs-node starts.
-	r.k.run(ipvs.Op{Kind: ipvs.AddService, Service: svc("10.9.9.9", 22, "rr")},
+	r.k.Run(ipvs.Op{Kind: ipvs.AddService, Service: svc("10.9.9.9", 22, "rr")},
 		ipvs.Op{Kind: ipvs.AddDest, Service: svc("10.9.9.9", 22, "rr"), Dest: dest("10.9.9.10", 22, 1).Destination})
 	hand := "-A -t 10.9.9.9:22 -s rr\n-a -t 10.9.9.9:22 -r 10.9.9.10:22 -g -w 1\n"
 	r.apply(t, r.config(t, twoServices))
@@ -155,7 +156,7 @@ func TestAdoptionKeepsLiveEntries(t *testing.T) {
 	// The table a previous manager (keepalived, a script) left: web with
 	// one server of the config at another weight and one stray server.
 	web := svc("10.0.0.100", 80, "wlc")
-	r.k.run(ipvs.Op{Kind: ipvs.AddService, Service: web},
+	r.k.Run(ipvs.Op{Kind: ipvs.AddService, Service: web},
 		ipvs.Op{Kind: ipvs.AddDest, Service: web, Dest: dest("10.0.0.11", 80, 5).Destination},
 		ipvs.Op{Kind: ipvs.AddDest, Service: web, Dest: dest("10.0.0.50", 80, 5).Destination})
 	ops := r.apply(t, r.config(t, twoServices))
@@ -180,7 +181,7 @@ func TestDriftRepairCounted(t *testing.T) {
 	// ipvsadm -d, -e and -D by hand.
 	web := svc("10.0.0.100", 80, "wlc")
 	d := dest("10.0.0.12", 80, 3).Destination
-	r.k.run(ipvs.Op{Kind: ipvs.DelDest, Service: web, Dest: dest("10.0.0.11", 80, 0).Destination},
+	r.k.Run(ipvs.Op{Kind: ipvs.DelDest, Service: web, Dest: dest("10.0.0.11", 80, 0).Destination},
 		ipvs.Op{Kind: ipvs.EditDest, Service: web, Dest: d},
 		ipvs.Op{Kind: ipvs.DelService, Service: svc("10.0.0.100", 8080, "rr")})
 	n, err := r.engine.Resync(t.Context())
@@ -226,7 +227,7 @@ func TestFWMarksStableAcrossRestartAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A mark service made by hand holds 999: it must not be taken over.
-	r.k.run(ipvs.Op{Kind: ipvs.AddService, Service: ipvs.Service{ServiceKey: ipvs.ServiceKey{Family: afInet, FWMark: 999}, Scheduler: "rr", Netmask: 0xffffffff}})
+	r.k.Run(ipvs.Op{Kind: ipvs.AddService, Service: ipvs.Service{ServiceKey: ipvs.ServiceKey{Family: afInet, FWMark: 999}, Scheduler: "rr", Netmask: 0xffffffff}})
 	if _, err := r.engine.Apply(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ func TestFWMarksStableAcrossRestartAndReload(t *testing.T) {
 func TestKernelFailureKeepsOwnershipRecorded(t *testing.T) {
 	r := newRig(t)
 	cfg := r.config(t, twoServices)
-	r.k.failAt = 4 // web and its servers are created, then it fails
+	r.k.FailOp(4-1, ipvstest.ErrInjected) // web and its servers are created, then it fails
 	if _, err := r.engine.Apply(t.Context(), cfg); err == nil {
 		t.Fatal("no error from a failing kernel")
 	}
@@ -304,13 +305,13 @@ func TestKernelFailureKeepsOwnershipRecorded(t *testing.T) {
 
 func TestTableErrorChangesNothing(t *testing.T) {
 	r := newRig(t)
-	r.k.tableErr = errors.New("generic netlink family IPVS not found")
+	r.k.FailTable(errors.New("generic netlink family IPVS not found"))
 	_, err := r.engine.Apply(t.Context(), r.config(t, twoServices))
 	if err == nil || !strings.Contains(err.Error(), "IPVS not found") {
 		t.Fatalf("err = %v", err)
 	}
-	if r.k.calls != 0 || strings.Contains(r.s.String(), "ip_forward=1") {
-		t.Errorf("changes made despite the error: calls %d\n%s", r.k.calls, r.s)
+	if r.k.Counts().Calls != 0 || strings.Contains(r.s.String(), "ip_forward=1") {
+		t.Errorf("changes made despite the error: calls %d\n%s", r.k.Counts().Calls, r.s)
 	}
 }
 
@@ -372,7 +373,7 @@ func TestPlanChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ops) != 5 || r.k.String() != "" || r.k.calls != 0 {
+	if len(ops) != 5 || r.k.String() != "" || r.k.Counts().Calls != 0 {
 		t.Errorf("plan: %d ops, kernel:\n%s", len(ops), r.k)
 	}
 	if got := FormatOp(ops[4]); got != "-a -t 10.0.0.100:8080 -r 10.1.0.11:9000 -m -w 1" {
@@ -410,7 +411,7 @@ func bigConfig(n int) string {
 // BenchmarkResyncNoop measures a resync of 10,000 services x 10 real
 // servers that finds nothing to do (the fake kernel's dump included).
 func BenchmarkResyncNoop(b *testing.B) {
-	r := &rig{k: newFakeKernel(), dir: b.TempDir()}
+	r := &rig{k: ipvstest.New(), dir: b.TempDir()}
 	r.restart()
 	cfg, _, err := ParseConfig("d.yaml", []byte("director:\n  state_dir: "+r.dir+"\n"+bigConfig(10000)))
 	if err != nil {
@@ -440,165 +441,6 @@ func BenchmarkLoadConfig(b *testing.B) {
 	}
 }
 
-// formatWithStats prints t as ipvsadm-save lines in its order, each with
-// the counters a snapshot carries, and whether the hashed flag is set.
-func formatWithStats(t *ipvs.Table) string {
-	var b strings.Builder
-	for _, s := range t.Services {
-		fmt.Fprintf(&b, "%s conns=%d hashed=%t\n", FormatOp(ipvs.Op{Kind: ipvs.AddService, Service: s.Service}), s.Stats.Conns, s.Flags&ipvs.FlagHashed != 0)
-		for _, d := range s.Dests {
-			fmt.Fprintf(&b, "%s conns=%d active=%d\n", FormatOp(ipvs.Op{Kind: ipvs.AddDest, Service: s.Service, Dest: d.Destination}), d.Stats.Conns, d.ActiveConns)
-		}
-	}
-	return b.String()
-}
-
-func TestApplyOps(t *testing.T) {
-	web := svc("10.0.0.1", 80, "wlc")
-	web.Flags = ipvs.FlagHashed
-	api := svc("10.0.0.1", 8080, "rr")
-	api.Flags = ipvs.FlagHashed
-	// A mark service as the kernel reports it (protocol TCP), addressed by
-	// operations with the normalised key.
-	markKernel := ipvs.Service{ServiceKey: ipvs.ServiceKey{Family: afInet, Protocol: ipvs.TCP, FWMark: 7}, Scheduler: "sh", Flags: ipvs.FlagHashed, Netmask: 0xffffffff}
-	mark := markKernel
-	mark.ServiceKey = normKey(mark.ServiceKey)
-	withStats := func(d ipvs.DestEntry, conns uint64, active uint32) ipvs.DestEntry {
-		d.Stats.Conns, d.ActiveConns = conns, active
-		return d
-	}
-	base := func() *ipvs.Table {
-		w := entry(web, withStats(dest("10.0.0.11", 80, 100), 40, 3), withStats(dest("10.0.0.12", 80, 100), 2, 0))
-		w.Stats.Conns = 42
-		m := entry(markKernel, withStats(dest("10.0.0.21", 0, 1), 5, 1))
-		m.Stats.Conns = 5
-		a := entry(api, dest("10.1.0.11", 9000, 1))
-		return table(w, m, a)
-	}
-	const baseText = "-A -t 10.0.0.1:80 -s wlc conns=42 hashed=true\n" +
-		"-a -t 10.0.0.1:80 -r 10.0.0.11:80 -g -w 100 conns=40 active=3\n" +
-		"-a -t 10.0.0.1:80 -r 10.0.0.12:80 -g -w 100 conns=2 active=0\n" +
-		"-A -f 7 -s sh conns=5 hashed=true\n" +
-		"-a -f 7 -r 10.0.0.21:0 -g -w 1 conns=5 active=1\n" +
-		"-A -t 10.0.0.1:8080 -s rr conns=0 hashed=true\n" +
-		"-a -t 10.0.0.1:8080 -r 10.1.0.11:9000 -g -w 1 conns=0 active=0\n"
-	if got := formatWithStats(base()); got != baseText {
-		t.Fatalf("base:\n%s", got)
-	}
-	newSvc := svc("10.0.0.2", 53, "rr")
-	newSvc.Protocol = ipvs.UDP
-	webRR := web
-	webRR.Scheduler, webRR.Flags = "rr", 0 // operations carry no hashed flag
-	d11 := dest("10.0.0.11", 80, 7).Destination
-	d13 := dest("10.0.0.13", 80, 100).Destination
-	d21 := dest("10.0.0.21", 0, 9).Destination
-
-	for _, tc := range []struct {
-		name string
-		ops  []ipvs.Op
-		want string
-	}{
-		{"no ops", nil, baseText},
-		{"weight change keeps counters", []ipvs.Op{{Kind: ipvs.EditDest, Service: web, Dest: d11}},
-			strings.Replace(baseText, "10.0.0.11:80 -g -w 100 conns=40", "10.0.0.11:80 -g -w 7 conns=40", 1)},
-		{"new server starts at zero", []ipvs.Op{{Kind: ipvs.AddDest, Service: web, Dest: d13}},
-			strings.Replace(baseText, "-A -f 7", "-a -t 10.0.0.1:80 -r 10.0.0.13:80 -g -w 100 conns=0 active=0\n-A -f 7", 1)},
-		{"server deleted", []ipvs.Op{{Kind: ipvs.DelDest, Service: web, Dest: d11}},
-			strings.Replace(baseText, "-a -t 10.0.0.1:80 -r 10.0.0.11:80 -g -w 100 conns=40 active=3\n", "", 1)},
-		{"service edited keeps counters and servers", []ipvs.Op{{Kind: ipvs.EditService, Service: webRR}},
-			strings.Replace(baseText, "-A -t 10.0.0.1:80 -s wlc", "-A -t 10.0.0.1:80 -s rr", 1)},
-		{"service deleted with its servers", []ipvs.Op{
-			{Kind: ipvs.DelDest, Service: web, Dest: d11}, {Kind: ipvs.DelDest, Service: web, Dest: dest("10.0.0.12", 80, 0).Destination},
-			{Kind: ipvs.DelService, Service: web}},
-			baseText[strings.Index(baseText, "-A -f 7"):]},
-		{"service added last, hashed, at zero", []ipvs.Op{
-			{Kind: ipvs.AddService, Service: newSvc}, {Kind: ipvs.AddDest, Service: newSvc, Dest: dest("10.0.0.31", 53, 1).Destination}},
-			baseText + "-A -u 10.0.0.2:53 -s rr conns=0 hashed=true\n-a -u 10.0.0.2:53 -r 10.0.0.31:53 -g -w 1 conns=0 active=0\n"},
-		{"mark service found by its normalised key", []ipvs.Op{{Kind: ipvs.EditDest, Service: mark, Dest: d21}},
-			strings.Replace(baseText, "-a -f 7 -r 10.0.0.21:0 -g -w 1 conns=5", "-a -f 7 -r 10.0.0.21:0 -g -w 9 conns=5", 1)},
-		{"deleted then added again starts at zero", []ipvs.Op{
-			{Kind: ipvs.DelDest, Service: mark, Dest: d21}, {Kind: ipvs.DelService, Service: mark},
-			{Kind: ipvs.AddService, Service: mark}, {Kind: ipvs.AddDest, Service: mark, Dest: d21}},
-			strings.Replace(baseText, "-A -f 7 -s sh conns=5 hashed=true\n-a -f 7 -r 10.0.0.21:0 -g -w 1 conns=5 active=1\n", "", 1) +
-				"-A -f 7 -s sh conns=0 hashed=true\n-a -f 7 -r 10.0.0.21:0 -g -w 9 conns=0 active=0\n"},
-		{"operations the kernel refuses change nothing", []ipvs.Op{
-			{Kind: ipvs.AddService, Service: webRR},                                          // exists
-			{Kind: ipvs.AddDest, Service: web, Dest: d11},                                    // exists
-			{Kind: ipvs.EditDest, Service: web, Dest: d13},                                   // no such server
-			{Kind: ipvs.DelDest, Service: web, Dest: d13},                                    // no such server
-			{Kind: ipvs.EditService, Service: newSvc},                                        // no such service
-			{Kind: ipvs.DelService, Service: newSvc},                                         // no such service
-			{Kind: ipvs.AddDest, Service: newSvc, Dest: d13},                                 // no such service
-			{Kind: ipvs.EditDest, Service: newSvc, Dest: d13},                                // no such service
-			{Kind: ipvs.DelDest, Service: newSvc, Dest: d13},                                 // no such service
-			{Kind: ipvs.AddDest, Service: api, Dest: dest("10.1.0.11", 9000, 5).Destination}, // exists
-		}, baseText},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			in := base()
-			got := applyOps(in, tc.ops)
-			if s := formatWithStats(got); s != tc.want {
-				t.Errorf("got:\n%s\nwant:\n%s", s, tc.want)
-			}
-			if s := formatWithStats(in); s != baseText {
-				t.Errorf("input modified:\n%s", s)
-			}
-			// One by one (searching linearly) and all at once (with an
-			// index when there are many) agree.
-			step := in
-			for _, op := range tc.ops {
-				step = applyOps(step, []ipvs.Op{op})
-			}
-			if s := formatWithStats(step); s != tc.want {
-				t.Errorf("one by one:\n%s\nwant:\n%s", s, tc.want)
-			}
-		})
-	}
-	if got := applyOps(nil, []ipvs.Op{{Kind: ipvs.AddService, Service: newSvc}}); formatWithStats(got) != "-A -u 10.0.0.2:53 -s rr conns=0 hashed=true\n" {
-		t.Errorf("from nil:\n%s", formatWithStats(got))
-	}
-}
-
-// TestApplyOpsMatchesKernel applies the operations of whole
-// reconciliations to a copy of the kernel's table and compares the result
-// with the kernel's own.
-func TestApplyOpsMatchesKernel(t *testing.T) {
-	k := newFakeKernel()
-	owned := Ownership{}
-	steps := []*ipvs.Table{bigTable(50, 4), bigTable(60, 3), bigTable(20, 6), {}}
-	steps[1].Services[7].Dests[1].Weight = 9
-	steps[1].Services[8].Scheduler = "sh"
-	for i, want := range steps {
-		cur, _ := k.Table(t.Context())
-		ops := Diff(want, cur, owned)
-		if err := k.Apply(t.Context(), ops); err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range want.Services {
-			owned[normKey(s.ServiceKey)] = true
-		}
-		got := applyOps(cur, ops)
-		sortTable(got)
-		kt, _ := k.Table(t.Context())
-		if a, b := formatWithStats(got), formatWithStats(kt); a != b {
-			t.Fatalf("step %d (%d ops): applyOps gave\n%s\nthe kernel holds\n%s", i, len(ops), a, b)
-		}
-	}
-}
-
-// sortTable orders t like the fake kernel's dump.
-func sortTable(t *ipvs.Table) {
-	slices.SortFunc(t.Services, func(a, b ipvs.ServiceEntry) int { return compareKeys(a.ServiceKey, b.ServiceKey) })
-	for i := range t.Services {
-		slices.SortFunc(t.Services[i].Dests, func(a, b ipvs.DestEntry) int {
-			if c := a.Addr.Compare(b.Addr); c != 0 {
-				return c
-			}
-			return int(a.Port) - int(b.Port)
-		})
-	}
-}
-
 // webWeight is twoServices with web's second server at weight w.
 func webWeight(w int) string {
 	return strings.Replace(twoServices, "{address: 10.0.0.12, weight: 100}", fmt.Sprintf("{address: 10.0.0.12, weight: %d}", w), 1)
@@ -607,10 +449,10 @@ func webWeight(w int) string {
 func TestWeightChangeIsOneOpAndNoRead(t *testing.T) {
 	r := newRig(t)
 	r.apply(t, r.config(t, twoServices))
-	if r.k.tables != 1 {
-		t.Fatalf("first apply read the table %d times, want 1", r.k.tables)
+	if r.k.Counts().Tables != 1 {
+		t.Fatalf("first apply read the table %d times, want 1", r.k.Counts().Tables)
 	}
-	calls := r.k.calls
+	calls := r.k.Counts().Calls
 	for i, w := range []int{7, 8} {
 		var ops []ipvs.Op
 		var err error
@@ -626,16 +468,16 @@ func TestWeightChangeIsOneOpAndNoRead(t *testing.T) {
 		if got := formatOps(ops); got != want {
 			t.Errorf("ops:\n%s\nwant:\n%s", got, want)
 		}
-		if r.k.tables != 1 || r.k.calls != calls+i+1 {
-			t.Errorf("weight %d: %d table reads and %d Apply calls, want 1 and %d", w, r.k.tables, r.k.calls, calls+i+1)
+		if r.k.Counts().Tables != 1 || r.k.Counts().Calls != calls+i+1 {
+			t.Errorf("weight %d: %d table reads and %d Apply calls, want 1 and %d", w, r.k.Counts().Tables, r.k.Counts().Calls, calls+i+1)
 		}
 		if !strings.Contains(r.k.String(), "-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w "+fmt.Sprint(w)+"\n") {
 			t.Errorf("kernel:\n%s", r.k)
 		}
 	}
 	// The same file again: nothing to do, nothing asked of the kernel.
-	if ops := r.apply(t, r.config(t, webWeight(8))); len(ops) != 0 || r.k.tables != 1 || r.k.calls != calls+2 {
-		t.Errorf("no-op apply: %d ops, %d reads, %d calls", len(ops), r.k.tables, r.k.calls)
+	if ops := r.apply(t, r.config(t, webWeight(8))); len(ops) != 0 || r.k.Counts().Tables != 1 || r.k.Counts().Calls != calls+2 {
+		t.Errorf("no-op apply: %d ops, %d reads, %d calls", len(ops), r.k.Counts().Tables, r.k.Counts().Calls)
 	}
 	// Back to the first weight, then a resync, which always reads and
 	// finds nothing to repair.
@@ -643,12 +485,11 @@ func TestWeightChangeIsOneOpAndNoRead(t *testing.T) {
 		t.Errorf("back to 100: %s", formatOps(ops))
 	}
 	snap, _ := r.engine.Snapshot()
-	sortTable(snap)
-	if got := FormatTable(snap); got != r.k.String() {
+	if got := saveTable(snap); got != r.k.String() {
 		t.Errorf("snapshot:\n%s\nkernel:\n%s", got, r.k)
 	}
-	if n, err := r.engine.Resync(t.Context()); err != nil || n != 0 || r.k.tables != 2 {
-		t.Errorf("resync: %d repairs, %v, %d reads", n, err, r.k.tables)
+	if n, err := r.engine.Resync(t.Context()); err != nil || n != 0 || r.k.Counts().Tables != 2 {
+		t.Errorf("resync: %d repairs, %v, %d reads", n, err, r.k.Counts().Tables)
 	}
 }
 
@@ -691,7 +532,7 @@ func TestStaleViewRetriedOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
 			r.apply(t, r.config(t, twoServices))
-			r.k.run(tc.hand...)
+			r.k.Run(tc.hand...)
 			var logs strings.Builder
 			r.engine.log = slog.New(slog.NewTextHandler(&logs, nil))
 			cfg := r.config(t, tc.body)
@@ -708,8 +549,8 @@ func TestStaleViewRetriedOnce(t *testing.T) {
 			if !strings.Contains(logs.String(), "("+tc.first+"): ") {
 				t.Errorf("log lacks the refused operation %s:\n%s", tc.first, logs.String())
 			}
-			if r.k.tables != 2 {
-				t.Errorf("%d table reads, want 2 (start and retry)", r.k.tables)
+			if r.k.Counts().Tables != 2 {
+				t.Errorf("%d table reads, want 2 (start and retry)", r.k.Counts().Tables)
 			}
 			// Converged: the kernel is what the file asks, and the view
 			// agrees with it.
@@ -717,8 +558,7 @@ func TestStaleViewRetriedOnce(t *testing.T) {
 				t.Errorf("not converged: %s %v\n%s", formatOps(ops), err, r.k)
 			}
 			snap, _ := r.engine.Snapshot()
-			sortTable(snap)
-			if got, want := FormatTable(snap), r.k.String(); got != want {
+			if got, want := saveTable(snap), r.k.String(); got != want {
 				t.Errorf("snapshot:\n%s\nkernel:\n%s", got, want)
 			}
 			if c := r.engine.Counters(); c.Reloads != 1 || c.ReloadErrors != 0 || c.LastOK != true {
@@ -731,32 +571,17 @@ func TestStaleViewRetriedOnce(t *testing.T) {
 func TestOtherKernelErrorNotRetriedAndNextApplyReads(t *testing.T) {
 	r := newRig(t)
 	r.apply(t, r.config(t, twoServices))
-	r.k.failAt = 1
+	r.k.FailOp(0, ipvstest.ErrInjected)
 	ops, err := r.engine.Reload(t.Context(), r.config(t, webWeight(5)))
 	if err == nil || !errors.Is(err, syscall.EIO) || len(ops) != 0 {
 		t.Fatalf("reload: %s, %v", formatOps(ops), err)
 	}
-	if r.k.tables != 1 {
-		t.Errorf("an error that says nothing of the table caused a read (%d)", r.k.tables)
+	if r.k.Counts().Tables != 1 {
+		t.Errorf("an error that says nothing of the table caused a read (%d)", r.k.Counts().Tables)
 	}
 	// After a failed batch the view is not trusted: the next apply reads.
-	if ops := r.apply(t, r.config(t, webWeight(5))); formatOps(ops) != "-e -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 5" || r.k.tables != 2 {
-		t.Errorf("next apply: %s, %d reads", formatOps(ops), r.k.tables)
-	}
-}
-
-// setConns gives a real server of the fake kernel connection counters,
-// as traffic would.
-func (f *fakeKernel) setConns(k ipvs.ServiceKey, d ipvs.DestKey, conns uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.svcs[kernelKey(k)]
-	s.Stats.Conns += conns
-	for i := range s.Dests {
-		if s.Dests[i].DestKey == d {
-			s.Dests[i].Stats.Conns = conns
-			s.Dests[i].ActiveConns = uint32(conns)
-		}
+	if ops := r.apply(t, r.config(t, webWeight(5))); formatOps(ops) != "-e -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 5" || r.k.Counts().Tables != 2 {
+		t.Errorf("next apply: %s, %d reads", formatOps(ops), r.k.Counts().Tables)
 	}
 }
 
@@ -768,8 +593,8 @@ func TestSnapshotIsTheTableAfterTheChanges(t *testing.T) {
 	r.apply(t, r.config(t, twoServices))
 	web := svc("10.0.0.100", 80, "wlc")
 	d11, d12 := dest("10.0.0.11", 80, 0).DestKey, dest("10.0.0.12", 80, 0).DestKey
-	r.k.setConns(web.ServiceKey, d11, 40)
-	r.k.setConns(web.ServiceKey, d12, 2)
+	r.k.SetConns(web.ServiceKey, d11, 40)
+	r.k.SetConns(web.ServiceKey, d12, 2)
 	// A resync reads the counters.
 	if _, err := r.engine.Resync(t.Context()); err != nil {
 		t.Fatal(err)
@@ -798,7 +623,6 @@ func TestSnapshotIsTheTableAfterTheChanges(t *testing.T) {
 	}
 	// The kernel agrees (apart from counters, which the fake keeps too).
 	kt, _ := r.k.Table(t.Context())
-	sortTable(snap)
 	if a, b := formatWithStats(snap), formatWithStats(kt); a != b {
 		t.Errorf("snapshot:\n%s\nkernel:\n%s", a, b)
 	}
@@ -832,13 +656,13 @@ func bigConfigs(b *testing.B, dir string) (*Config, *Config) {
 // configuration (Desired, Diff against the engine's view, one EditDest
 // through the fake kernel, the view updated).
 func BenchmarkWeightChange(b *testing.B) {
-	r := &rig{k: newFakeKernel(), dir: b.TempDir()}
+	r := &rig{k: ipvstest.New(), dir: b.TempDir()}
 	r.restart()
 	cfg1, cfg2 := bigConfigs(b, r.dir)
 	if _, err := r.engine.Apply(b.Context(), cfg1); err != nil {
 		b.Fatal(err)
 	}
-	reads := r.k.tables
+	reads := r.k.Counts().Tables
 	cfgs := [2]*Config{cfg2, cfg1}
 	b.ReportAllocs()
 	i := 0
@@ -849,8 +673,8 @@ func BenchmarkWeightChange(b *testing.B) {
 		}
 		i++
 	}
-	if r.k.tables != reads {
-		b.Fatalf("the weight changes read the table %d times", r.k.tables-reads)
+	if r.k.Counts().Tables != reads {
+		b.Fatalf("the weight changes read the table %d times", r.k.Counts().Tables-reads)
 	}
 }
 
@@ -859,21 +683,9 @@ func BenchmarkDesired(b *testing.B) {
 	cfg, _ := bigConfigs(b, b.TempDir())
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Desired(cfg, nil); err != nil {
+		if _, err := Desired(cfg, nil, nil); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// BenchmarkApplyOpsOne measures updating the view of a 10,000 x 10 table
-// with one operation.
-func BenchmarkApplyOpsOne(b *testing.B) {
-	t := bigTable(10000, 10)
-	op := ipvs.Op{Kind: ipvs.EditDest, Service: t.Services[9999].Service, Dest: t.Services[9999].Dests[9].Destination}
-	op.Dest.Weight = 5
-	b.ReportAllocs()
-	for b.Loop() {
-		applyOps(t, []ipvs.Op{op})
 	}
 }
 
@@ -938,10 +750,9 @@ func TestQuickPlanMatchesFullPlan(t *testing.T) {
 					t.Fatal(err)
 				}
 				snap, names := r.engine.Snapshot()
-				sortTable(snap)
 				got[i] = fmt.Sprintf("ops:\n%s\nkernel:\n%s\nsnapshot:\n%s\nmarks:\n%s\nsysctls:\n%s\naddrs:\n%s\nrecords:\n%s\nnames: %v\n",
-					formatOps(ops), r.k, FormatTable(snap), r.m, r.s, r.a, strings.ReplaceAll(string(rec), r.dir, "DIR"), names)
-				if !strings.Contains(got[i], "kernel:\n"+FormatTable(snap)+"\n") {
+					formatOps(ops), r.k, saveTable(snap), r.m, r.s, r.a, strings.ReplaceAll(string(rec), r.dir, "DIR"), names)
+				if !strings.Contains(got[i], "kernel:\n"+saveTable(snap)+"\n") {
 					t.Errorf("snapshot differs from the kernel:\n%s", got[i])
 				}
 			}

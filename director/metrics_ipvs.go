@@ -97,7 +97,7 @@ func (c *ipvsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- c.services.metric(float64(len(t.Services)))
 	for i := range t.Services {
 		s := &t.Services[i]
-		name, ok := names[normKey(s.ServiceKey)]
+		name, ok := names[ipvs.NormKey(s.ServiceKey)]
 		if !ok {
 			continue
 		}

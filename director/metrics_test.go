@@ -33,7 +33,7 @@ func (f fakeSnapshot) String() string {
 	if f.t == nil {
 		return "(no table)"
 	}
-	return FormatTable(f.t)
+	return formatTable(f.t)
 }
 
 func TestEngineCollector(t *testing.T) {
@@ -143,8 +143,8 @@ func ipvsSnapshot() fakeSnapshot {
 	return fakeSnapshot{
 		t: table(webEntry, markEntry, otherEntry),
 		names: map[ipvs.ServiceKey]string{
-			normKey(web.ServiceKey):  "web",
-			normKey(mark.ServiceKey): "dns6",
+			ipvs.NormKey(web.ServiceKey):  "web",
+			ipvs.NormKey(mark.ServiceKey): "dns6",
 		},
 	}
 }
@@ -239,7 +239,7 @@ func TestIPVSCollectorFromEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An IPVS service lvs-node does not manage is counted, not exported.
-	r.k.run(ipvs.Op{Kind: ipvs.AddService, Service: svc("10.9.9.9", 25, "rr")})
+	r.k.Run(ipvs.Op{Kind: ipvs.AddService, Service: svc("10.9.9.9", 25, "rr")})
 	if _, err := r.engine.Resync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ lvs_node_ipvs_backend_weight{local_address="10.0.0.100",local_mark="",local_port
 func TestMetricsHandler(t *testing.T) {
 	r := newRig(t)
 	r.apply(t, r.config(t, twoServices))
-	r.k.run(opDelDest("10.0.0.100", 80, "10.0.0.11"))
+	r.k.Run(opDelDest("10.0.0.100", 80, "10.0.0.11"))
 	if _, err := r.engine.Resync(t.Context()); err != nil {
 		t.Fatal(err)
 	}

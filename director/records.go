@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/lvs-node/lvs-node/internal/hostnet"
 	"github.com/lvs-node/lvs-node/internal/ipvs"
 	"github.com/lvs-node/lvs-node/internal/state"
 )
@@ -17,13 +18,26 @@ const (
 
 // records is what the director remembers across restarts.
 type records struct {
-	// Services lvs-node created or adopted (normalised keys).
+	// Services lvs-node created or took over (normalised keys).
 	Services []ipvs.ServiceKey `json:"services"`
 	// FWMarks are the marks allocated to ports: services, by name.
 	FWMarks map[string]uint32 `json:"fwmarks,omitempty"`
-	// VIPs lvs-node added to the VIP interface.
-	VIPInterface string       `json:"vip_interface,omitempty"`
-	VIPs         []netip.Addr `json:"vips,omitempty"`
+	// Host is what lvs-node added to the host: the VIPs it bound (only
+	// those it added; one present before belongs to someone else).
+	Host hostnet.Record `json:"host,omitzero"`
+	// Overrides are the operator's drain states of real servers.
+	Overrides []overrideRecord `json:"overrides,omitempty"`
+
+	// Written by earlier versions, which recorded every bound VIP as
+	// their own; read once and moved into Host.
+	LegacyVIPInterface string       `json:"vip_interface,omitempty"`
+	LegacyVIPs         []netip.Addr `json:"vips,omitempty"`
+}
+
+// overrideRecord is one real server's override as saved.
+type overrideRecord struct {
+	Server ServerRef `json:"server"`
+	Override
 }
 
 func recordsPath(stateDir string) string { return filepath.Join(stateDir, recordsFile) }
@@ -33,6 +47,10 @@ func loadRecords(stateDir string) (*records, error) {
 	if _, err := state.Load(recordsPath(stateDir), r); err != nil {
 		return nil, err
 	}
+	for _, a := range r.LegacyVIPs {
+		r.Host.Addrs = hostnet.AppendNew(r.Host.Addrs, vipAddr(r.LegacyVIPInterface, a))
+	}
+	r.LegacyVIPInterface, r.LegacyVIPs = "", nil
 	return r, nil
 }
 
@@ -43,9 +61,49 @@ func (r *records) save(stateDir string) error {
 func (r *records) owned() Ownership {
 	o := make(Ownership, len(r.Services))
 	for _, k := range r.Services {
-		o[normKey(k)] = true
+		o[ipvs.NormKey(k)] = true
 	}
 	return o
+}
+
+// records returns the engine's records, loading them on first use.
+func (e *Engine) records() (*records, error) {
+	if e.rec != nil {
+		return e.rec, nil
+	}
+	r, err := loadRecords(e.stateDir)
+	if err != nil {
+		return nil, err
+	}
+	e.rec = r
+	for _, o := range r.Overrides {
+		e.in.Override[o.Server] = o.Override
+	}
+	return r, nil
+}
+
+// ownershipWith returns a copy of o with the services of t added, except
+// those present in cur (nil: none is): lvs-node takes over an existing
+// service only once a reconciliation succeeded.
+func ownershipWith(o Ownership, t *ipvs.Table, cur *ipvs.Table) Ownership {
+	out := make(Ownership, max(len(o), len(t.Services)))
+	for k := range o {
+		out[k] = true
+	}
+	var exists map[ipvs.ServiceKey]bool
+	if cur != nil {
+		exists = make(map[ipvs.ServiceKey]bool, len(cur.Services))
+		for i := range cur.Services {
+			exists[ipvs.NormKey(cur.Services[i].ServiceKey)] = true
+		}
+	}
+	for i := range t.Services {
+		k := ipvs.NormKey(t.Services[i].ServiceKey)
+		if !exists[k] {
+			out[k] = true
+		}
+	}
+	return out
 }
 
 func sortedKeys(o Ownership) []ipvs.ServiceKey {
@@ -53,23 +111,6 @@ func sortedKeys(o Ownership) []ipvs.ServiceKey {
 	for k := range o {
 		ks = append(ks, k)
 	}
-	slices.SortFunc(ks, compareKeys)
+	slices.SortFunc(ks, ipvs.CompareKeys)
 	return ks
-}
-
-func compareKeys(a, b ipvs.ServiceKey) int {
-	switch {
-	case a.Family != b.Family:
-		return int(a.Family) - int(b.Family)
-	case a.FWMark != b.FWMark:
-		if a.FWMark < b.FWMark {
-			return -1
-		}
-		return 1
-	case a.Protocol != b.Protocol:
-		return int(a.Protocol) - int(b.Protocol)
-	case a.Addr != b.Addr:
-		return a.Addr.Compare(b.Addr)
-	}
-	return int(a.Port) - int(b.Port)
 }

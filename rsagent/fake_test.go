@@ -117,10 +117,10 @@ func (f *fakeKernel) Add(obj Object) error {
 		}
 		f.addrs = append(f.addrs, o)
 	case Route:
-		if o.Gateway.IsValid() && !(&Snapshot{Links: f.links, Addrs: f.addrs}).connected(o.Gateway) {
+		if o.Gateway.IsValid() && !(&Snapshot{Links: f.links, Addrs: f.addrs}).Connected(o.Gateway) {
 			return fmt.Errorf("%w: network unreachable", errFake)
 		}
-		f.routes = slices.DeleteFunc(f.routes, func(r Route) bool { return r.key() == o.key() })
+		f.routes = slices.DeleteFunc(f.routes, func(r Route) bool { return r.Key() == o.Key() })
 		f.routes = append(f.routes, o)
 	default:
 		return fmt.Errorf("%w: unknown object %T", errFake, obj)
@@ -158,7 +158,7 @@ func (f *fakeKernel) Del(obj Object) error {
 		n = before - len(f.addrs)
 	case Route:
 		before := len(f.routes)
-		f.routes = slices.DeleteFunc(f.routes, func(r Route) bool { return r.key() == o.key() && r.Gateway == o.Gateway })
+		f.routes = slices.DeleteFunc(f.routes, func(r Route) bool { return r.Key() == o.Key() && r.Gateway == o.Gateway })
 		n = before - len(f.routes)
 	}
 	if n == 0 {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvs-node/lvs-node/internal/hostnet"
 	"github.com/lvs-node/lvs-node/internal/kerneltest"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -65,7 +66,7 @@ func must(t *testing.T, err error) {
 
 // hostState prints links, addresses, main routes and the ARP/rp_filter
 // sysctls of every device, read straight from the kernel.
-func hostState(t *testing.T, k *NetlinkKernel) string {
+func hostState(t *testing.T, k *hostnet.NetlinkKernel) string {
 	t.Helper()
 	s, err := k.Snapshot()
 	if err != nil {
@@ -102,10 +103,10 @@ func hostState(t *testing.T, k *NetlinkKernel) string {
 	return strings.Join(lines, "\n")
 }
 
-func realAgent(t *testing.T, body string) (*Agent, *NetlinkKernel, *Config) {
+func realAgent(t *testing.T, body string) (*Agent, *hostnet.NetlinkKernel, *Config) {
 	t.Helper()
 	c, doc := loadYAML(t, t.TempDir(), body)
-	k, err := NewNetlinkKernel()
+	k, err := hostnet.NewNetlinkKernel()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,9 +300,7 @@ func TestRealKernelDaemonRepairsAndRestores(t *testing.T) {
 	waitFor(t, 3*time.Second, "VIP bound", func() bool { s, _ := k.Snapshot(); return s.HasAddr(vip) })
 
 	// A VIP removed by hand comes back (netlink notification).
-	lo, err := netlink.LinkByName("lo")
-	must(t, err)
-	must(t, netlink.AddrDel(lo, &netlink.Addr{IPNet: ipNet(vip.Prefix)}))
+	must(t, k.Del(vip))
 	start := time.Now()
 	waitFor(t, 2*time.Second, "VIP repaired", func() bool { s, _ := k.Snapshot(); return s.HasAddr(vip) })
 	t.Logf("VIP back after %v", time.Since(start))

@@ -90,19 +90,19 @@ func (a *Agent) status() (*Status, error) {
 		o, rec := orig[k]
 		st.Sysctls = append(st.Sysctls, SysctlStatus{Key: k, Want: wanted[k], Current: cur, Original: o, Recorded: rec})
 	}
-	for _, l := range a.rec.Links {
+	for _, l := range a.led.Rec.Links {
 		st.Added = append(st.Added, l.String())
 	}
-	for _, u := range a.rec.Ups {
+	for _, u := range a.led.Rec.Ups {
 		st.Added = append(st.Added, u.String())
 	}
-	for _, x := range a.rec.Addrs {
+	for _, x := range a.led.Rec.Addrs {
 		st.Added = append(st.Added, x.String())
 	}
-	for _, r := range a.rec.Routes {
+	for _, r := range a.led.Rec.Routes {
 		st.Added = append(st.Added, r.String())
 	}
-	for _, r := range a.rec.Replaced {
+	for _, r := range a.led.Rec.Replaced {
 		st.Replaced = append(st.Replaced, r.String())
 	}
 	return st, nil

@@ -2,5 +2,5 @@
 // that programs IPVS (lvs-node director) and the real-server agent
 // (lvs-node realserver), with config checking (lvs-node check), an
 // ipvsadm-compatible view (lvs-node ipvs) and importers (lvs-node import).
-// main only hands the arguments to package internal/cli.
+// main only hands the arguments to package cli.
 package main

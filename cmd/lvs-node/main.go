@@ -3,7 +3,7 @@ package main
 import (
 	"os"
 
-	"github.com/lvs-node/lvs-node/internal/cli"
+	"github.com/lvs-node/lvs-node/cmd/lvs-node/cli"
 )
 
 func main() {

@@ -64,7 +64,12 @@ type Client struct {
 	family  uint16
 	conns   []*conn // conns[0] carries requests; all of them carry dumps
 	seq     atomic.Uint32
+	modMu   sync.Mutex      // guards modules; never held with mu
 	modules map[string]bool // scheduler and persistence-engine modules known loaded
+
+	// ModprobeTimeout bounds one module load (30 s from Open). Set it
+	// before the first Apply.
+	ModprobeTimeout time.Duration
 }
 
 // Open connects to the kernel's IPVS in the caller's network namespace.
@@ -76,7 +81,7 @@ func Open() (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get network namespace: %w", err)
 	}
-	c := &Client{ns: ns, modules: map[string]bool{}}
+	c := &Client{ns: ns, modules: map[string]bool{}, ModprobeTimeout: 30 * time.Second}
 	c.seq.Store(uint32(time.Now().UnixNano()))
 	first, err := openConn(netns.None())
 	if err != nil {
@@ -254,18 +259,18 @@ func (c *Client) Table(ctx context.Context) (*Table, error) {
 // wrapping the context's error.
 func (c *Client) Apply(ctx context.Context, ops []Op) error {
 	for i, op := range ops {
-		if err := checkOp(op); err != nil {
+		if err := CheckOp(op); err != nil {
 			return &OpError{Index: i, Op: op, Err: err}
 		}
 	}
 	if len(ops) == 0 {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err := c.loadModules(ctx, ops); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := c.ready(); err != nil {
 		return err
 	}
@@ -372,23 +377,6 @@ func (c *conn) batchLimits() (ops, bytes int) {
 	return ops, bytes
 }
 
-// checkOp reports an op that cannot be encoded.
-func checkOp(op Op) error {
-	_, _, _, err := opShape(op)
-	return err
-}
-
-// Info is what the kernel says about its IPVS.
-type Info struct {
-	Version       uint32 // major<<16 | minor<<8 | patch
-	ConnTableSize uint32 // buckets of the connection hash table
-}
-
-// VersionString renders the version as ipvsadm does ("1.2.1").
-func (i Info) VersionString() string {
-	return fmt.Sprintf("%d.%d.%d", i.Version>>16, i.Version>>8&0xff, i.Version&0xff)
-}
-
 // Info asks the kernel for the IPVS version and connection table size.
 func (c *Client) Info(ctx context.Context) (Info, error) {
 	var info Info
@@ -489,22 +477,47 @@ func (c *Client) get(ctx context.Context, cmd uint8, fn func(typ uint16, v []byt
 // (request_module) while it holds the IPVS mutex, and the module's init
 // then waits for the lock that a network namespace being torn down holds
 // while it waits for the IPVS mutex: a deadlock of the kernel's IPVS
-// (seen in the lab, 6.1). Loading from here takes no IPVS lock.
+// (seen in the lab, 6.1). Loading from here takes no IPVS lock, and no
+// lock of the Client either: a modprobe that hangs delays only this call,
+// for at most ModprobeTimeout (or the context's deadline, if sooner).
 func (c *Client) loadModules(ctx context.Context, ops []Op) error {
-	for _, mod := range neededModules(ops) {
-		if c.modules[mod.name] {
+	for _, mod := range NeededModules(ops) {
+		c.modMu.Lock()
+		known := c.modules[mod.Name]
+		c.modMu.Unlock()
+		if known {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join("/sys/module", mod.name)); err == nil {
-			c.modules[mod.name] = true
+		if _, err := os.Stat(filepath.Join("/sys/module", mod.Name)); err == nil {
+			c.setLoaded(mod.Name)
 			continue
 		}
-		out, err := exec.CommandContext(ctx, "modprobe", mod.name).CombinedOutput()
-		if err != nil {
-			return &OpError{Index: mod.op, Op: ops[mod.op], Err: fmt.Errorf("%w: %s %q is not available in this kernel (modprobe %s: %v: %s)",
-				ErrModule, mod.what, mod.arg, mod.name, err, strings.TrimSpace(string(out)))}
+		if err := c.modprobe(ctx, mod.Name); err != nil {
+			return mod.Missing(ops, err)
 		}
-		c.modules[mod.name] = true
+		c.setLoaded(mod.Name)
+	}
+	return nil
+}
+
+func (c *Client) setLoaded(name string) {
+	c.modMu.Lock()
+	defer c.modMu.Unlock()
+	c.modules[name] = true
+}
+
+// modprobe loads a module, giving up after c.ModprobeTimeout.
+func (c *Client) modprobe(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.ModprobeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "modprobe", name)
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return fmt.Errorf("modprobe %s did not finish: %w", name, ctx.Err())
+	}
+	if err != nil {
+		return fmt.Errorf("modprobe %s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -15,12 +15,12 @@ func TestNeededModules(t *testing.T) {
 		{Kind: AddService, Service: svc("wlc", "sip")},
 		{Kind: AddService, Service: svc("", "")},
 	}
-	got := fmt.Sprint(neededModules(ops))
+	got := fmt.Sprint(NeededModules(ops))
 	want := "[{ip_vs_wlc scheduler wlc 1} {ip_vs_mh scheduler mh 3} {ip_vs_pe_sip persistence engine sip 3}]"
 	if got != want {
-		t.Fatalf("neededModules = %s\nwant            %s", got, want)
+		t.Fatalf("NeededModules = %s\nwant            %s", got, want)
 	}
-	if n := neededModules(nil); len(n) != 0 {
-		t.Fatalf("neededModules(nil) = %v", n)
+	if n := NeededModules(nil); len(n) != 0 {
+		t.Fatalf("NeededModules(nil) = %v", n)
 	}
 }

@@ -255,3 +255,15 @@ type Op struct {
 	Service Service
 	Dest    Destination
 }
+
+// Info is what the kernel says about its IPVS, printed in the first line
+// of a listing.
+type Info struct {
+	Version       uint32 // major<<16 | minor<<8 | patch (0x010201 for 1.2.1)
+	ConnTableSize uint32 // buckets of the connection hash table
+}
+
+// VersionString renders the version as ipvsadm does ("1.2.1").
+func (i Info) VersionString() string {
+	return fmt.Sprintf("%d.%d.%d", i.Version>>16&0xff, i.Version>>8&0xff, i.Version&0xff)
+}

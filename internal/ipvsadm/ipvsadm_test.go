@@ -12,7 +12,7 @@ import (
 	"github.com/lvs-node/lvs-node/internal/ipvs"
 )
 
-var testInfo = Info{Version: 0x010201, ConnTabSize: 4096}
+var testInfo = ipvs.Info{Version: 0x010201, ConnTableSize: 4096}
 
 // variedTable is testdata/varied.save with counters set on 10.0.0.1:80.
 func variedTable(t *testing.T) *ipvs.Table {

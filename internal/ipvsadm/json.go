@@ -14,9 +14,9 @@ import (
 // scripts may rely on them. Services and real servers come in ipvsadm's
 // order.
 type JSONTable struct {
-	Version     string        `json:"version"`         // IPVS version, "1.2.1"
-	ConnTabSize uint32        `json:"conn_table_size"` // connection hash table size
-	Services    []JSONService `json:"services"`
+	Version       string        `json:"version"`         // IPVS version, "1.2.1"
+	ConnTableSize uint32        `json:"conn_table_size"` // connection hash table size
+	Services      []JSONService `json:"services"`
 }
 
 // JSONService is one virtual service.
@@ -71,8 +71,8 @@ func jsonStats(s ipvs.Stats) JSONStats {
 }
 
 // ToJSON converts t to the JSON document model.
-func ToJSON(t *ipvs.Table, info Info) JSONTable {
-	out := JSONTable{Version: info.VersionString(), ConnTabSize: info.ConnTabSize, Services: []JSONService{}}
+func ToJSON(t *ipvs.Table, info ipvs.Info) JSONTable {
+	out := JSONTable{Version: info.VersionString(), ConnTableSize: info.ConnTableSize, Services: []JSONService{}}
 	for _, se := range ordered(t, false) {
 		js := JSONService{
 			Port:           se.Port,
@@ -132,7 +132,7 @@ func addrString(a netip.Addr) string {
 }
 
 // WriteJSON prints t as an indented JSONTable.
-func WriteJSON(w io.Writer, t *ipvs.Table, info Info) error {
+func WriteJSON(w io.Writer, t *ipvs.Table, info ipvs.Info) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(ToJSON(t, info)); err != nil {

@@ -11,18 +11,6 @@ import (
 	"github.com/lvs-node/lvs-node/internal/ipvs"
 )
 
-// Info is what the kernel reports about IPVS itself, printed in the first
-// line of a listing.
-type Info struct {
-	Version     uint32 // IP_VS_VERSION_CODE, e.g. 0x010201 for 1.2.1
-	ConnTabSize uint32 // size of the connection hash table
-}
-
-// VersionString renders Version as ipvsadm does ("1.2.1").
-func (i Info) VersionString() string {
-	return fmt.Sprintf("%d.%d.%d", (i.Version>>16)&0xff, (i.Version>>8)&0xff, i.Version&0xff)
-}
-
 // Format selects the columns of a listing.
 type Format int
 
@@ -38,7 +26,7 @@ const (
 
 // ListOptions tune WriteList.
 type ListOptions struct {
-	Info   Info
+	Info   ipvs.Info
 	Format Format
 	Exact  bool // --exact: print counters in full instead of K/M/G/T
 	NoSort bool // --nosort: keep the order of the table
@@ -48,7 +36,7 @@ type ListOptions struct {
 // selects. It does not modify t.
 func WriteList(w io.Writer, t *ipvs.Table, opts ListOptions) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "IP Virtual Server version %s (size=%d)\n", opts.Info.VersionString(), opts.Info.ConnTabSize)
+	fmt.Fprintf(bw, "IP Virtual Server version %s (size=%d)\n", opts.Info.VersionString(), opts.Info.ConnTableSize)
 	writeTitle(bw, opts.Format)
 	for _, se := range ordered(t, opts.NoSort) {
 		writeService(bw, se, opts)

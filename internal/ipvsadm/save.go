@@ -32,9 +32,39 @@ func ruleName(k ipvs.ServiceKey) string {
 
 // ServiceRule renders the "-A" rule that creates s, as ipvsadm -Sn prints
 // it (without the leading "ipvsadm" and without a newline).
-func ServiceRule(s ipvs.Service) string {
+func ServiceRule(s ipvs.Service) string { return "-A " + serviceOpts(s) }
+
+// DestRule renders the "-a" rule that adds d to the service k, as
+// ipvsadm -Sn prints it (without a newline). Like ipvsadm -S, it leaves
+// out the connection thresholds.
+func DestRule(k ipvs.ServiceKey, d ipvs.Destination) string { return "-a " + destOpts(k, d, false) }
+
+// FormatOp renders op as the ipvsadm arguments that make the same change,
+// for example "-A -t 10.0.0.1:80 -s wlc" or
+// "-e -t 10.0.0.1:80 -r 10.0.0.11:80 -g -w 0". It is the one renderer of
+// changes: dry runs, logs and the test kernel print through it.
+func FormatOp(op ipvs.Op) string {
+	switch op.Kind {
+	case ipvs.AddService:
+		return ServiceRule(op.Service)
+	case ipvs.EditService:
+		return "-E " + serviceOpts(op.Service)
+	case ipvs.DelService:
+		return "-D " + ruleName(op.Service.ServiceKey)
+	case ipvs.AddDest:
+		return "-a " + destOpts(op.Service.ServiceKey, op.Dest, true)
+	case ipvs.EditDest:
+		return "-e " + destOpts(op.Service.ServiceKey, op.Dest, true)
+	case ipvs.DelDest:
+		return "-d " + ruleName(op.Service.ServiceKey) + " -r " + addrPort(op.Dest.Addr, op.Dest.Port)
+	}
+	return fmt.Sprintf("# unknown operation %s", op.Kind)
+}
+
+// serviceOpts is a service's part of a rule: its name and settings.
+func serviceOpts(s ipvs.Service) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "-A %s -s %s", ruleName(s.ServiceKey), s.Scheduler)
+	fmt.Fprintf(&b, "%s -s %s", ruleName(s.ServiceKey), s.Scheduler)
 	if s.Flags&ipvs.FlagPersistent != 0 {
 		fmt.Fprintf(&b, " -p %d", s.Timeout)
 		if m, show := maskString(s); show {
@@ -53,9 +83,9 @@ func ServiceRule(s ipvs.Service) string {
 	return b.String()
 }
 
-// DestRule renders the "-a" rule that adds d to the service k, as
-// ipvsadm -Sn prints it (without a newline).
-func DestRule(k ipvs.ServiceKey, d ipvs.Destination) string {
+// destOpts is a real server's part of a rule, with its thresholds when
+// thresholds is set.
+func destOpts(k ipvs.ServiceKey, d ipvs.Destination, thresholds bool) string {
 	sw := "-g"
 	switch d.Forward & 7 {
 	case ipvs.Masq:
@@ -63,7 +93,13 @@ func DestRule(k ipvs.ServiceKey, d ipvs.Destination) string {
 	case ipvs.Tunnel:
 		sw = "-i"
 	}
-	s := fmt.Sprintf("-a %s -r %s %s -w %d", ruleName(k), addrPort(d.Addr, d.Port), sw, d.Weight)
+	s := fmt.Sprintf("%s -r %s %s -w %d", ruleName(k), addrPort(d.Addr, d.Port), sw, d.Weight)
+	if thresholds && d.UpperThreshold != 0 {
+		s += fmt.Sprintf(" -x %d", d.UpperThreshold)
+	}
+	if thresholds && d.LowerThreshold != 0 {
+		s += fmt.Sprintf(" -y %d", d.LowerThreshold)
+	}
 	if d.Forward&7 != ipvs.Tunnel {
 		return s
 	}

@@ -26,8 +26,8 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestCheckExamples(t *testing.T) {
 	for _, ex := range []struct{ file, role string }{
-		{"../../examples/director.yaml", "director"},
-		{"../../examples/realserver.yaml", "realserver"},
+		{"../../../examples/director.yaml", "director"},
+		{"../../../examples/realserver.yaml", "realserver"},
 	} {
 		code, out, errOut := runCLI(t, "check", "--config", ex.file)
 		if code != 0 || !strings.Contains(out, "valid "+ex.role+" configuration") {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvs-node/lvs-node/internal/config"
+	"github.com/lvs-node/lvs-node/internal/hostnet"
 	"github.com/lvs-node/lvs-node/rsagent"
 )
 
@@ -78,7 +79,7 @@ func openRealserver(cfgPath string, log *slog.Logger) (*rsagent.Agent, *rsagent.
 	if err != nil {
 		return nil, nil, nil, configError(err)
 	}
-	k, err := rsagent.NewNetlinkKernel()
+	k, err := hostnet.NewNetlinkKernel()
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -1,4 +1,4 @@
-package rsagent
+package hostnet
 
 import (
 	"errors"
@@ -7,12 +7,14 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// NetlinkKernel is the Kernel of the network namespace it was created in.
+// NetlinkKernel reads and changes the links, addresses and routes of the
+// network namespace it was created in, over rtnetlink.
 type NetlinkKernel struct {
 	h *netlink.Handle
 }
@@ -24,7 +26,38 @@ func NewNetlinkKernel() (*NetlinkKernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
+	// No answer from the kernel may block a caller for good.
+	if err := h.SetSocketTimeout(socketTimeout); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("netlink socket timeout: %w", err)
+	}
 	return &NetlinkKernel{h: h}, nil
+}
+
+// socketTimeout bounds every wait for an rtnetlink answer.
+const socketTimeout = 10 * time.Second
+
+// HasAddr reports whether a (device and prefix) is present, reading the
+// addresses of its device only. A missing device has no address.
+func (k *NetlinkKernel) HasAddr(a Addr) (bool, error) {
+	l, err := k.h.LinkByName(a.Dev)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return false, nil
+		}
+		return false, fmt.Errorf("interface %s: %w", a.Dev, err)
+	}
+	addrs, err := k.h.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return false, fmt.Errorf("list addresses of %s: %w", a.Dev, err)
+	}
+	for _, x := range addrs {
+		if prefixOf(x.IPNet) == a.Prefix {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Close releases the netlink sockets.
@@ -46,7 +79,7 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// Snapshot implements Kernel.
+// Snapshot returns the links, addresses and main-table routes.
 func (k *NetlinkKernel) Snapshot() (*Snapshot, error) {
 	links, err := k.h.LinkList()
 	if err != nil {
@@ -115,7 +148,8 @@ func (k *NetlinkKernel) route(r Route) (*netlink.Route, error) {
 	return nr, nil
 }
 
-// Add implements Kernel.
+// Add creates obj (a Link, LinkUp, Addr or Route). For a Route it
+// replaces any route to the same prefix and metric.
 func (k *NetlinkKernel) Add(obj Object) error {
 	switch o := obj.(type) {
 	case Link:
@@ -155,7 +189,7 @@ func (k *NetlinkKernel) Add(obj Object) error {
 	return fmt.Errorf("unknown object %T", obj)
 }
 
-// Del implements Kernel.
+// Del removes obj; for a LinkUp it sets the link down.
 func (k *NetlinkKernel) Del(obj Object) error {
 	switch o := obj.(type) {
 	case Link:
@@ -186,7 +220,9 @@ func (k *NetlinkKernel) Del(obj Object) error {
 	return fmt.Errorf("unknown object %T", obj)
 }
 
-// Watch implements Kernel. The subscriptions are opened in the calling
+// Watch sends on the returned channel (without blocking, coalescing)
+// whenever links, addresses or routes change, until done is closed. The
+// subscriptions are opened in the calling
 // thread's network namespace.
 func (k *NetlinkKernel) Watch(done <-chan struct{}) (<-chan struct{}, error) {
 	out := make(chan struct{}, 1)
@@ -231,7 +267,7 @@ func (k *NetlinkKernel) Watch(done <-chan struct{}) (<-chan struct{}, error) {
 	return out, nil
 }
 
-// LoadModule implements Kernel with modprobe(8).
+// LoadModule loads a kernel module such as ipip with modprobe(8).
 func (k *NetlinkKernel) LoadModule(name string) error {
 	out, err := exec.Command("modprobe", name).CombinedOutput()
 	if err != nil {

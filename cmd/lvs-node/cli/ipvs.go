@@ -116,7 +116,7 @@ format, which "ipvsadm -R" reads back.`,
 	return cmd
 }
 
-func readIPVS(ctx context.Context, open ipvsOpener, withInfo bool) (*ipvs.Table, ipvsadm.Info, error) {
+func readIPVS(ctx context.Context, open ipvsOpener, withInfo bool) (*ipvs.Table, ipvs.Info, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -124,20 +124,20 @@ func readIPVS(ctx context.Context, open ipvsOpener, withInfo bool) (*ipvs.Table,
 	defer cancel()
 	c, err := open()
 	if err != nil {
-		return nil, ipvsadm.Info{}, err
+		return nil, ipvs.Info{}, err
 	}
 	defer c.Close()
-	var info ipvsadm.Info
+	var info ipvs.Info
 	if withInfo {
 		ki, err := c.Info(ctx)
 		if err != nil {
-			return nil, ipvsadm.Info{}, fmt.Errorf("read IPVS version: %w", err)
+			return nil, ipvs.Info{}, fmt.Errorf("read IPVS version: %w", err)
 		}
-		info = ipvsadm.Info{Version: ki.Version, ConnTabSize: ki.ConnTableSize}
+		info = ipvs.Info{Version: ki.Version, ConnTableSize: ki.ConnTableSize}
 	}
 	t, err := c.Table(ctx)
 	if err != nil {
-		return nil, ipvsadm.Info{}, fmt.Errorf("read IPVS table: %w", err)
+		return nil, ipvs.Info{}, fmt.Errorf("read IPVS table: %w", err)
 	}
 	return t, info, nil
 }

@@ -384,7 +384,7 @@ func TestCheckOp(t *testing.T) {
 		{"dest without address", Op{Kind: AddDest, Service: good, Dest: Destination{}}, "invalid address"},
 	}
 	for _, tc := range cases {
-		err := checkOp(tc.op)
+		err := CheckOp(tc.op)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: unexpected error %v", tc.name, err)

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"time"
 
 	"github.com/lvs-node/lvs-node/internal/control"
+	"github.com/lvs-node/lvs-node/internal/promserve"
 
 	"github.com/lvs-node/lvs-node/internal/config"
 )
@@ -59,20 +58,13 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 		log.Info("control socket ready", "path", p)
 	}
 	if a := cfg.Listen.MetricsAddr(); a != "" {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			return fmt.Errorf("listen on %s for metrics: %w", a, err)
-		}
 		// A registry per daemon: nothing is registered globally.
-		h := MetricsHandler(NewMetricsRegistry(d.Engine), log.With("endpoint", "metrics"))
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln) //nolint:errcheck // returns when closed
-		closers = append(closers, func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		})
-		log.Info("metrics ready", "address", ln.Addr().String())
+		srv, err := promserve.Start(a, MetricsHandler(NewMetricsRegistry(d.Engine), d.Engine, log.With("endpoint", "metrics")), log)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, srv.Close)
+		log.Info("metrics ready", "address", srv.Addr())
 	}
 
 	want := cfg

@@ -468,3 +468,16 @@ func marksCovered(have, want map[string]uint32) bool {
 	}
 	return true
 }
+
+// Ready reports whether a configuration is in force and the last
+// reconciliation succeeded: the kernel is in sync with it.
+func (e *Engine) Ready() error {
+	p := e.pub.Load()
+	switch {
+	case p.cfg == nil:
+		return errors.New("no configuration applied yet")
+	case !p.cnt.LastOK:
+		return errors.New("the last reconciliation failed")
+	}
+	return nil
+}

@@ -4,54 +4,31 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/lvs-node/lvs-node/internal/promserve"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// metricsPath is the only path the metrics endpoint answers.
-const metricsPath = "/metrics"
 
 // NewMetricsRegistry returns a registry of its own for one daemon, holding
 // the engine's counters (metrics_engine.go), the managed part of the IPVS
-// table as of the last reconciliation (metrics_ipvs.go), and the process
-// and Go runtime metrics. Every collector reads its source when scraped.
+// table as of the last reconciliation (metrics_ipvs.go), each with its
+// scrape success, and the process and Go runtime metrics. Every collector
+// reads its source when scraped, without waiting for the engine.
 func NewMetricsRegistry(e *Engine) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		newEngineCollector(e),
-		newIPVSCollector(e),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewGoCollector(),
-	)
-	return reg
+	return promserve.NewRegistry(map[string]promserve.Updater{
+		"engine": promserve.Of(newEngineCollector(e)),
+		"ipvs":   promserve.Of(newIPVSCollector(e)),
+	})
 }
 
-// MetricsHandler serves the metrics of reg in the Prometheus exposition
-// formats at /metrics. It is read-only: other paths get 404, methods other
-// than GET and HEAD get 405. Collection errors go to log (nil discards
-// them); the metrics that could be gathered are still served.
-func MetricsHandler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// MetricsHandler serves reg at /metrics, with /healthz and /readyz (ready
+// once a configuration is applied and the last reconciliation succeeded;
+// see promserve.Handler).
+func MetricsHandler(reg *prometheus.Registry, e *Engine, log *slog.Logger) http.Handler {
+	var ready func() error
+	if e != nil {
+		ready = e.Ready
 	}
-	h := promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-		Registry:      reg,
-	}))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != metricsPath {
-			http.NotFound(w, r)
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "read-only endpoint", http.StatusMethodNotAllowed)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+	return promserve.Handler(reg, ready, log)
 }
 
 // typedDesc is a metric description with its value type.

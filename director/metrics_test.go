@@ -1,6 +1,7 @@
 package director
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -266,7 +267,7 @@ func TestMetricsHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := NewMetricsRegistry(r.engine)
-	srv := httptest.NewServer(MetricsHandler(reg, nil))
+	srv := httptest.NewServer(MetricsHandler(reg, r.engine, nil))
 	defer srv.Close()
 
 	const want = `
@@ -301,7 +302,8 @@ lvs_node_director_resyncs_total 1
 	for _, mf := range mfs {
 		have[mf.GetName()] = true
 	}
-	for _, name := range []string{"process_start_time_seconds", "go_goroutines", "promhttp_metric_handler_requests_total", "lvs_node_ipvs_backend_weight"} {
+	for _, name := range []string{"process_start_time_seconds", "go_goroutines", "promhttp_metric_handler_requests_total", "lvs_node_ipvs_backend_weight",
+		"lvs_node_scrape_collector_success", "lvs_node_scrape_collector_duration_seconds"} {
 		if !have[name] {
 			t.Errorf("registry lacks %s", name)
 		}
@@ -320,6 +322,9 @@ lvs_node_director_resyncs_total 1
 		{http.MethodDelete, "/metrics", http.StatusMethodNotAllowed, "GET, HEAD", false},
 		{http.MethodGet, "/", http.StatusNotFound, "", false},
 		{http.MethodGet, "/metrics/x", http.StatusNotFound, "", false},
+		{http.MethodGet, "/healthz", http.StatusOK, "", false},
+		{http.MethodGet, "/readyz", http.StatusOK, "", false},
+		{http.MethodPost, "/readyz", http.StatusMethodNotAllowed, "GET, HEAD", false},
 	} {
 		req, err := http.NewRequestWithContext(t.Context(), tc.method, srv.URL+tc.path, strings.NewReader("x"))
 		if err != nil {
@@ -340,6 +345,43 @@ lvs_node_director_resyncs_total 1
 	}
 }
 
+// TestReadyz: not ready before a configuration is applied, nor after a
+// reconciliation failed; ready once the kernel is in sync again.
+func TestReadyz(t *testing.T) {
+	r := newRig(t)
+	srv := httptest.NewServer(MetricsHandler(NewMetricsRegistry(r.engine), r.engine, nil))
+	defer srv.Close()
+	code := func() int {
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := code(); c != http.StatusServiceUnavailable {
+		t.Errorf("before the first apply: %d", c)
+	}
+	r.apply(t, r.config(t, twoServices))
+	if c := code(); c != http.StatusOK {
+		t.Errorf("after apply: %d", c)
+	}
+	r.k.FailTable(errors.New("netlink: no answer"))
+	if _, err := r.engine.Resync(t.Context()); err == nil {
+		t.Fatal("resync succeeded")
+	}
+	if c := code(); c != http.StatusServiceUnavailable {
+		t.Errorf("after a failed resync: %d", c)
+	}
+	r.k.FailTable(nil)
+	if _, err := r.engine.Resync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if c := code(); c != http.StatusOK {
+		t.Errorf("after a good resync: %d", c)
+	}
+}
+
 // TestMetricsRegistryIsPrivate runs two engines side by side: each registry
 // reports its own engine, and nothing reaches the default registry.
 func TestMetricsRegistryIsPrivate(t *testing.T) {
@@ -351,8 +393,8 @@ func TestMetricsRegistryIsPrivate(t *testing.T) {
 		reg  *prometheus.Registry
 		want string
 	}{{NewMetricsRegistry(a.engine), "1"}, {NewMetricsRegistry(b.engine), "2"}} {
-		MetricsHandler(tc.reg, nil) // registers the handler's own metrics, twice is fine
-		MetricsHandler(tc.reg, nil)
+		MetricsHandler(tc.reg, nil, nil) // registers the handler's own metrics, twice is fine
+		MetricsHandler(tc.reg, nil, nil)
 		want := "# HELP lvs_node_director_applies_total Reconciliations of the kernel with the configuration.\n" +
 			"# TYPE lvs_node_director_applies_total counter\n" +
 			"lvs_node_director_applies_total " + tc.want + "\n"

@@ -46,14 +46,22 @@ type Agent struct {
 	led hostnet.Ledger // what lvs-node added, recorded before each change
 }
 
+// Deps are the seams an Agent changes the host through.
+type Deps struct {
+	Kernel  Kernel
+	Sysctls Sysctls
+	Log     *slog.Logger // nil discards
+}
+
 // New returns an Agent for cfg (validated by LoadConfig) that changes the
-// host through k and sys, loading the record of an earlier run from the
-// state directory.
-func New(cfg *Config, doc *config.Doc, k Kernel, sys Sysctls, log *slog.Logger) (*Agent, error) {
+// host through deps, loading the record of an earlier run from the state
+// directory.
+func New(cfg *Config, doc *config.Doc, deps Deps) (*Agent, error) {
+	log := deps.Log
 	if log == nil {
 		log = discardLogger()
 	}
-	a := &Agent{cfg: cfg, doc: doc, k: k, sys: sys, log: log,
+	a := &Agent{cfg: cfg, doc: doc, k: deps.Kernel, sys: deps.Sysctls, log: log,
 		recPath: filepath.Join(cfg.Realserver.StateDir, RecordFile)}
 	if _, err := state.Load(a.recPath, &a.led.Rec); err != nil {
 		return nil, fmt.Errorf("load real-server record: %w", err)

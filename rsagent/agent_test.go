@@ -33,7 +33,7 @@ func newAgent(t *testing.T, f *fakeKernel, c *Config, doc *config.Doc) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(c, doc, f, rec, nil)
+	a, err := New(c, doc, Deps{Kernel: f, Sysctls: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

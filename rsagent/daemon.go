@@ -3,12 +3,15 @@ package rsagent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lvs-node/lvs-node/internal/control"
+	"github.com/lvs-node/lvs-node/internal/promserve"
 
 	"github.com/lvs-node/lvs-node/internal/config"
 )
@@ -21,6 +24,9 @@ type RunOptions struct {
 	ConfigPath string
 	// Control is the path of the control socket; empty serves none.
 	Control string
+	// MetricsAddr is where the metrics, /healthz and /readyz are served;
+	// empty serves none.
+	MetricsAddr string
 }
 
 // Run applies the configuration and keeps it applied until ctx is done:
@@ -53,6 +59,23 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		go control.Serve(ctx, ln, a.log, handler(reqs, done), cmdStatus, cmdReload)
 	}
 
+	var notReady atomic.Pointer[string]
+	msg := "the configuration is not applied yet"
+	notReady.Store(&msg)
+	if opts.MetricsAddr != "" {
+		srv, err := promserve.Start(opts.MetricsAddr, m.Handler(func() error {
+			if p := notReady.Load(); p != nil {
+				return errors.New(*p)
+			}
+			return nil
+		}), a.log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		a.log.Info("metrics ready", "address", srv.Addr())
+	}
+
 	changes, err := a.Up()
 	for _, c := range changes {
 		a.log.Info("applied", "change", c)
@@ -60,6 +83,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	if err != nil {
 		return err
 	}
+	notReady.Store(nil)
 	rs := a.cfg.Realserver
 	if opts.Control != "" {
 		a.log.Info("control socket ready", "path", opts.Control)
@@ -142,13 +166,18 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		}
 		if err != nil {
 			m.fails.Inc()
-			if msg := err.Error(); msg != lastErr {
+			msg := err.Error()
+			notReady.Store(&msg)
+			if msg != lastErr {
 				a.log.Error("cannot keep the configuration applied", "err", strings.ReplaceAll(msg, "\n", "; "))
 				lastErr = msg
 			}
-		} else if lastErr != "" {
-			a.log.Info("configuration applied again")
-			lastErr = ""
+		} else {
+			notReady.Store(nil)
+			if lastErr != "" {
+				a.log.Info("configuration applied again")
+				lastErr = ""
+			}
 		}
 		a.updateGauge(m)
 	}

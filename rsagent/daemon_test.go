@@ -74,7 +74,7 @@ func TestDaemonRepairsOnceAndRestores(t *testing.T) {
 		}
 	}
 
-	if err := testutil.CollectAndCompare(m.Registry(), strings.NewReader(`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(`
 # HELP lvs_node_realserver_repairs_total Changes made after the first apply to bring the host back to its configured state.
 # TYPE lvs_node_realserver_repairs_total counter
 lvs_node_realserver_repairs_total 2
@@ -87,9 +87,9 @@ lvs_node_realserver_vips 2
 	if problems, err := testutil.GatherAndLint(m.Registry()); err != nil || len(problems) != 0 {
 		t.Errorf("metric lint: %v %+v", err, problems)
 	}
-	srv := httptest.NewServer(m.Handler())
+	srv := httptest.NewServer(m.Handler(nil))
 	defer srv.Close()
-	resp, err := http.Get(srv.URL)
+	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ lvs_node_realserver_vips 2
 	if !strings.Contains(body.String(), "\nlvs_node_realserver_repairs_total 2\n") {
 		t.Errorf("GET /metrics lacks the repairs counter:\n%s", body.String())
 	}
-	req, _ := http.NewRequest(http.MethodHead, srv.URL, nil)
+	req, _ := http.NewRequest(http.MethodHead, srv.URL+"/metrics", nil)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ lvs_node_realserver_vips 2
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("HEAD to metrics: %s", resp.Status)
 	}
-	resp, err = http.Post(srv.URL, "text/plain", nil)
+	resp, err = http.Post(srv.URL+"/metrics", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

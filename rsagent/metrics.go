@@ -4,7 +4,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lvs-node/lvs-node/internal/promserve"
 )
 
 // Metric names.
@@ -25,10 +26,10 @@ type Metrics struct {
 	vips    prometheus.Gauge
 }
 
-// NewMetrics returns a fresh set of metrics in a new registry.
+// NewMetrics returns a fresh set of metrics in a new registry. Other
+// groups (load feedback, TOA) are added with Add.
 func NewMetrics() *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
 		repairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: metricRepairs,
 			Help: "Changes made after the first apply to bring the host back to its configured state.",
@@ -48,22 +49,28 @@ func NewMetrics() *Metrics {
 	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("refused")
-	m.reg.MustRegister(m.repairs, m.fails, m.reloads, m.vips)
+	m.reg = promserve.NewRegistry(map[string]promserve.Updater{
+		"realserver": promserve.UpdaterFunc(func(ch chan<- prometheus.Metric) error {
+			for _, c := range []prometheus.Collector{m.repairs, m.fails, m.reloads, m.vips} {
+				c.Collect(ch)
+			}
+			return nil
+		}),
+	})
 	return m
+}
+
+// Add registers another group of metrics under name, with its scrape
+// success.
+func (m *Metrics) Add(name string, u promserve.Updater) error {
+	return m.reg.Register(promserve.Named(name, u))
 }
 
 // Registry is the registry that holds the metrics.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Handler serves the metrics; it answers GET and HEAD only.
-func (m *Metrics) Handler() http.Handler {
-	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "read-only", http.StatusMethodNotAllowed)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+// Handler serves the metrics, /healthz and /readyz (ready is nil or
+// reports why the agent is not ready); GET and HEAD only.
+func (m *Metrics) Handler(ready func() error) http.Handler {
+	return promserve.Handler(m.reg, ready, nil)
 }

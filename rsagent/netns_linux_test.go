@@ -115,7 +115,7 @@ func realAgent(t *testing.T, body string) (*Agent, *hostnet.NetlinkKernel, *Conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(c, doc, k, rec, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	a, err := New(c, doc, Deps{Kernel: k, Sysctls: rec, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestRealKernelDRAndNATUpTwiceDown(t *testing.T) {
 	// Down from a fresh agent, as "lvs-node realserver down" would.
 	rec, err := OpenSysctls(c)
 	must(t, err)
-	a2, err := New(c, a.doc, k, rec, nil)
+	a2, err := New(c, a.doc, Deps{Kernel: k, Sysctls: rec})
 	must(t, err)
 	changes, err = a2.Down()
 	if err != nil {

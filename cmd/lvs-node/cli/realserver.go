@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os/signal"
 	"syscall"
 	"time"
@@ -88,7 +86,7 @@ func openRealserver(cfgPath string, log *slog.Logger) (*rsagent.Agent, *rsagent.
 		k.Close()
 		return nil, nil, nil, err
 	}
-	a, err := rsagent.New(cfg, doc, k, rec, log)
+	a, err := rsagent.New(cfg, doc, rsagent.Deps{Kernel: k, Sysctls: rec, Log: log})
 	if err != nil {
 		k.Close()
 		return nil, nil, nil, err
@@ -128,19 +126,7 @@ func runRealserverDaemon(cmd *cobra.Command, cfgPath string) error {
 	defer closeFn()
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	m := rsagent.NewMetrics()
-	if addr := cfg.Listen.Metrics; addr != "" {
-		srv, err := serveMetrics(addr, m, log)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
-	}
-	return configError(a.Run(ctx, rsagent.RunOptions{Metrics: m, ConfigPath: cfgPath, Control: cfg.Listen.Control}))
+	return configError(a.Run(ctx, rsagent.RunOptions{ConfigPath: cfgPath, Control: cfg.Listen.Control, MetricsAddr: cfg.Listen.Metrics}))
 }
 
 // realserverSocket is --socket, or listen.control of the configuration.
@@ -233,21 +219,4 @@ host refuses, changes nothing and the previous configuration stays in effect.`,
 	}
 	cmd.Flags().StringVar(&socket, "socket", "", "control socket (default: listen.control of the configuration, which is validated first)")
 	return cmd
-}
-
-func serveMetrics(addr string, m *rsagent.Metrics, log *slog.Logger) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen.metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	log.Info("serving metrics", "addr", ln.Addr().String())
-	return srv, nil
 }

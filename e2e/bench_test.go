@@ -422,6 +422,28 @@ func BenchmarkWeightChange(b *testing.B) {
 		b.Fatalf("weight in the kernel is %d, want 99", w)
 	}
 
+	// The input setters: load feedback halves the weight, then a failed
+	// health check takes it to 0. Each is one netlink operation.
+	ref := director.ServerRef{Service: fmt.Sprintf("s%d", n-1), Addr: d.Addr, Port: d.Port}
+	start = time.Now()
+	done, err = eng.SetFeedback(ctx, map[director.ServerRef]*director.Feedback{ref: {Capacity: 0.5}})
+	feedback := time.Since(start)
+	if err != nil || len(done) != 1 || done[0].Dest.Weight != 50 {
+		b.Fatalf("feedback made %v: %v", done, err)
+	}
+	if w := destWeight(b, h, lastSvc, d.DestKey); w != 50 {
+		b.Fatalf("weight in the kernel is %d, want 50", w)
+	}
+	start = time.Now()
+	done, err = eng.SetHealth(ctx, map[director.ServerRef]director.Health{ref: {State: director.Down, Reason: "bench"}})
+	health := time.Since(start)
+	if err != nil || len(done) != 1 || done[0].Dest.Weight != 0 {
+		b.Fatalf("health made %v: %v", done, err)
+	}
+	if w := destWeight(b, h, lastSvc, d.DestKey); w != 0 {
+		b.Fatalf("weight in the kernel is %d, want 0", w)
+	}
+
 	edit, _ := timeCmd(b, h, "", "ipvsadm", "-e", "-t", netipPort(lastSvc), "-r", d.DestKey.String(), "-g", "-w", "55")
 	if w := destWeight(b, h, lastSvc, d.DestKey); w != 55 {
 		b.Fatalf("weight in the kernel is %d, want 55", w)
@@ -430,9 +452,13 @@ func BenchmarkWeightChange(b *testing.B) {
 	b.ReportMetric(float64(apply.Microseconds())/1000, "apply-ms")
 	b.ReportMetric(float64(reconcile.Microseconds())/1000, "engine-reconcile-ms")
 	b.ReportMetric(float64(edit.Microseconds())/1000, "ipvsadm-e-ms")
+	b.ReportMetric(float64(feedback.Microseconds())/1000, "set-feedback-ms")
+	b.ReportMetric(float64(health.Microseconds())/1000, "set-health-ms")
 	fmt.Printf("\nOne weight change in %d services x %d real servers:\n", n, benchReal)
 	fmt.Printf("  %-44s %10.1f ms\n", "ipvs.Client.Apply of one EditDest", float64(apply.Microseconds())/1000)
 	fmt.Printf("  %-44s %10.1f ms\n", "director.Engine.Apply (parsed config)", float64(reconcile.Microseconds())/1000)
+	fmt.Printf("  %-44s %10.1f ms\n", "director.Engine.SetFeedback (one server)", float64(feedback.Microseconds())/1000)
+	fmt.Printf("  %-44s %10.1f ms\n", "director.Engine.SetHealth (one server)", float64(health.Microseconds())/1000)
 	fmt.Printf("  %-44s %10.1f ms\n", "ipvsadm -e (one process)", float64(edit.Microseconds())/1000)
 }
 

@@ -9,7 +9,6 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/lvs-node/lvs-node/director"
-	"github.com/lvs-node/lvs-node/internal/config"
 	"github.com/lvs-node/lvs-node/rsagent"
 )
 
@@ -64,7 +63,8 @@ func newCheckCmd() *cobra.Command {
 		Long: `check reads a director or real-server configuration, detects its role from the
 top-level keys, and reports every problem at once, each with file:line:column
 and the key path. It changes nothing on the system. The exit status is 0 only
-for a valid file, 1 for an invalid one.`,
+for a valid file, 2 for an invalid one (as for lvs-node director and
+realserver given a bad file).`,
 		Example: `  lvs-node check --config /etc/lvs-node/director.yaml
   lvs-node check --config /etc/lvs-node/realserver.yaml`,
 		Args: cobra.NoArgs,
@@ -96,14 +96,7 @@ for a valid file, 1 for an invalid one.`,
 				}
 			}
 			if err != nil {
-				errs := config.AsErrors(err)
-				if errs == nil {
-					return err
-				}
-				for _, e := range errs {
-					fmt.Fprintln(cmd.ErrOrStderr(), e)
-				}
-				return &exitError{code: 1, err: fmt.Errorf("%s: %d problem(s) in this %s configuration", path, len(errs), role)}
+				return badConfig(path, err, cmd.ErrOrStderr())
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid %s configuration (%s)\n", path, role, summary)
 			return nil

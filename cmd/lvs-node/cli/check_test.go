@@ -49,7 +49,7 @@ virtual_services:
       - {address: 10.0.0.12, port: 80, wieght: 1}
 `)
 	code, out, errOut := runCLI(t, "check", "--config", p)
-	if code != 1 || out != "" {
+	if code != exitBadConfig || out != "" {
 		t.Fatalf("code %d, stdout %q", code, out)
 	}
 	for _, want := range []string{
@@ -73,7 +73,7 @@ func TestCheckValidationErrors(t *testing.T) {
       - {address: 10.0.0.11, port: 8080}
 `)
 	code, _, errOut := runCLI(t, "check", "--config", p)
-	if code != 1 {
+	if code != exitBadConfig {
 		t.Fatalf("code %d for an invalid file", code)
 	}
 	for _, want := range []string{p + ":5:5: virtual_services[0].scheduler:", "wlc", p + ":7:"} {
@@ -92,7 +92,7 @@ func TestCheckRealserverErrors(t *testing.T) {
 `)
 	code, _, errOut := runCLI(t, "check", "--config", p)
 	// The unknown key and the validation problem are reported in one run.
-	if code != 1 || !strings.Contains(errOut, p+":2:3: realserver.bogus: unknown key") || !strings.Contains(errOut, p+":5:") {
+	if code != exitBadConfig || !strings.Contains(errOut, p+":2:3: realserver.bogus: unknown key") || !strings.Contains(errOut, p+":5:") {
 		t.Fatalf("code %d, stderr:\n%s", code, errOut)
 	}
 }
@@ -148,6 +148,31 @@ func TestDetectRole(t *testing.T) {
 		got, err := detectRole("f.yaml", []byte(c.src))
 		if err != nil || got != c.want {
 			t.Errorf("detectRole(%q) = %q, %v; want %q", c.src, got, err, c.want)
+		}
+	}
+}
+
+// TestBadConfigSameExitEverywhere: a file that does not validate gives the
+// same status from check and from each role's commands, before anything
+// touches the kernel.
+func TestBadConfigSameExitEverywhere(t *testing.T) {
+	d := writeFile(t, "d.yaml", "virtual_services:\n  - {name: web, vip: 10.0.0.1, port: 80, weight: 7}\n")
+	r := writeFile(t, "r.yaml", "realserver:\n  vips: [{address: 10.0.0.1, mode: nope}]\n")
+	for _, args := range [][]string{
+		{"check", "--config", d},
+		{"check", "--config", r},
+		{"director", "--once", "--config", d},
+		{"director", "--dry-run", "--config", d},
+		{"director", "down", "--config", d},
+		{"director", "reload", "--config", d},
+		{"realserver", "up", "--config", r},
+		{"realserver", "down", "--config", r},
+		{"realserver", "reload", "--config", r},
+		{"realserver", "--config", r},
+	} {
+		code, _, errOut := runCLI(t, args...)
+		if code != exitBadConfig || !strings.Contains(errOut, ".yaml:2:") {
+			t.Errorf("%v: code %d, stderr:\n%s", args, code, errOut)
 		}
 	}
 }

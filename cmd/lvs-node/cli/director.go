@@ -15,17 +15,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvs-node/lvs-node/director"
-	"github.com/lvs-node/lvs-node/internal/config"
 )
 
 const defaultDirectorConfig = "/etc/lvs-node/director.yaml"
 
 func newDirectorCmd() *cobra.Command {
 	var (
-		path     string
-		once     bool
-		dryRun   bool
-		logLevel string
+		path   string
+		once   bool
+		dryRun bool
+		logs   logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "director",
@@ -39,7 +38,7 @@ touched. Stopping the daemon leaves the IPVS table in place, so a restart
 drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newDirectorLogger(cmd.ErrOrStderr(), logLevel)
+			log, err := logs.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -76,7 +75,7 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 	cmd.Flags().StringVarP(&path, "config", "c", defaultDirectorConfig, "configuration file")
 	cmd.Flags().BoolVar(&once, "once", false, "apply the configuration once and exit")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the planned changes as ipvsadm arguments and change nothing")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(cmd.Flags())
 	cmd.MarkFlagsMutuallyExclusive("once", "dry-run")
 	cmd.AddCommand(newDirectorReloadCmd(), newDirectorDownCmd())
 	return cmd
@@ -150,16 +149,10 @@ first, or it will put everything back at the next resync.`,
 // loadDirectorConfig loads path and prints every problem, one per line.
 func loadDirectorConfig(path string, stderr io.Writer) (*director.Config, error) {
 	cfg, _, err := director.LoadConfig(path)
-	if err == nil {
-		return cfg, nil
+	if err != nil {
+		return nil, badConfig(path, err, stderr)
 	}
-	if es := config.AsErrors(err); len(es) > 0 {
-		for _, e := range es {
-			fmt.Fprintln(stderr, e.Error())
-		}
-		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %d problem(s), nothing changed", path, len(es))}
-	}
-	return nil, err
+	return cfg, nil
 }
 
 func directorDryRun(ctx context.Context, cfg *director.Config, out io.Writer) error {
@@ -186,12 +179,4 @@ func directorDryRun(ctx context.Context, cfg *director.Config, out io.Writer) er
 		fmt.Fprintln(out, "# the IPVS table already matches the configuration")
 	}
 	return nil
-}
-
-func newDirectorLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", level)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

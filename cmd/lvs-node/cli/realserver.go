@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os/signal"
 	"syscall"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lvs-node/lvs-node/internal/config"
 	"github.com/lvs-node/lvs-node/internal/hostnet"
 	"github.com/lvs-node/lvs-node/rsagent"
 )
@@ -23,6 +23,7 @@ const defaultRealserverConfig = "/etc/lvs-node/realserver.yaml"
 // one-shot subcommands up and down.
 func newRealserverCmd() *cobra.Command {
 	var cfgPath string
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "realserver",
 		Short: "Bind VIPs, suppress ARP and set up tunnels and NAT routes on a real server",
@@ -37,10 +38,11 @@ socket (listen.control). Every original value is recorded in state_dir before it
 and down puts back exactly those values and removes only what lvs-node added.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runRealserverDaemon(cmd, cfgPath)
+			return runRealserverDaemon(cmd, cfgPath, &logs)
 		},
 	}
 	cmd.PersistentFlags().StringVarP(&cfgPath, "config", "c", defaultRealserverConfig, "real-server configuration file")
+	logs.add(cmd.Flags())
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "up",
@@ -64,18 +66,10 @@ and down puts back exactly those values and removes only what lvs-node added.`,
 	return cmd
 }
 
-// configError gives configuration problems exit status 2.
-func configError(err error) error {
-	if config.AsErrors(err) != nil {
-		return &exitError{code: 2, err: err}
-	}
-	return err
-}
-
-func openRealserver(cfgPath string, log *slog.Logger) (*rsagent.Agent, *rsagent.Config, func(), error) {
+func openRealserver(cfgPath string, log *slog.Logger, stderr io.Writer) (*rsagent.Agent, *rsagent.Config, func(), error) {
 	cfg, doc, err := rsagent.LoadConfig(cfgPath)
 	if err != nil {
-		return nil, nil, nil, configError(err)
+		return nil, nil, nil, badConfig(cfgPath, err, stderr)
 	}
 	k, err := hostnet.NewNetlinkKernel()
 	if err != nil {
@@ -95,7 +89,7 @@ func openRealserver(cfgPath string, log *slog.Logger) (*rsagent.Agent, *rsagent.
 }
 
 func runRealserverOnce(cmd *cobra.Command, cfgPath string, up bool) error {
-	a, _, closeFn, err := openRealserver(cfgPath, nil)
+	a, _, closeFn, err := openRealserver(cfgPath, nil, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -111,32 +105,35 @@ func runRealserverOnce(cmd *cobra.Command, cfgPath string, up bool) error {
 		fmt.Fprintln(out, c)
 	}
 	if err != nil {
-		return configError(err)
+		return badConfig(cfgPath, err, cmd.ErrOrStderr())
 	}
 	fmt.Fprintf(out, "%d changes\n", len(changes))
 	return nil
 }
 
-func runRealserverDaemon(cmd *cobra.Command, cfgPath string) error {
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-	a, cfg, closeFn, err := openRealserver(cfgPath, log)
+func runRealserverDaemon(cmd *cobra.Command, cfgPath string, logs *logFlags) error {
+	log, err := logs.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	a, cfg, closeFn, err := openRealserver(cfgPath, log, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
 	defer closeFn()
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return configError(a.Run(ctx, rsagent.RunOptions{ConfigPath: cfgPath, Control: cfg.Listen.Control, MetricsAddr: cfg.Listen.Metrics}))
+	return badConfig(cfgPath, a.Run(ctx, rsagent.RunOptions{ConfigPath: cfgPath, Control: cfg.Listen.Control, MetricsAddr: cfg.Listen.Metrics}), cmd.ErrOrStderr())
 }
 
 // realserverSocket is --socket, or listen.control of the configuration.
-func realserverSocket(cfgPath, socket string) (string, error) {
+func realserverSocket(cfgPath, socket string, stderr io.Writer) (string, error) {
 	if socket != "" {
 		return socket, nil
 	}
 	cfg, _, err := rsagent.LoadConfig(cfgPath)
 	if err != nil {
-		return "", configError(err)
+		return "", badConfig(cfgPath, err, stderr)
 	}
 	if cfg.Listen.Control == "" {
 		return "", errors.New("listen.control is not set in the configuration: the daemon serves no control socket")
@@ -156,7 +153,7 @@ with the recorded original, what down would remove or put back, and the
 repairs so far. It changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sock, err := realserverSocket(*cfgPath, socket)
+			sock, err := realserverSocket(*cfgPath, socket, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -195,7 +192,7 @@ host refuses, changes nothing and the previous configuration stays in effect.`,
 			// reports every problem with its position.
 			cfg, _, err := rsagent.LoadConfig(*cfgPath)
 			if err != nil {
-				return configError(err)
+				return badConfig(*cfgPath, err, cmd.ErrOrStderr())
 			}
 			if socket == "" {
 				socket = cfg.Listen.Control

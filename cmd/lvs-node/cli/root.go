@@ -16,20 +16,11 @@ var (
 	commit  = ""
 )
 
-// exitError carries a specific exit status out of a command.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
 // errNotBuilt is returned by subcommands whose feature has not landed yet.
 var errNotBuilt = errors.New("not built yet")
 
 func notBuilt(what string) error {
-	return &exitError{code: 3, err: fmt.Errorf("%s is %w in this version of lvs-node", what, errNotBuilt)}
+	return &exitError{code: exitNotBuilt, err: fmt.Errorf("%s is %w in this version of lvs-node", what, errNotBuilt)}
 }
 
 // Main runs the command line with args and returns the exit status.
@@ -41,11 +32,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "lvs-node: %v\n", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return 1
+	return exitCode(err)
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {

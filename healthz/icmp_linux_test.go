@@ -1,0 +1,102 @@
+package healthz
+
+import (
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/lvs-node/lvs-node/internal/kerneltest"
+)
+
+// icmpNetns moves the test into a fresh network namespace with the
+// loopback up and ping sockets allowed for every group when ping is set,
+// for none otherwise. Checks must run on the test goroutine, whose thread
+// is in the namespace.
+func icmpNetns(t *testing.T, ping bool) {
+	t.Helper()
+	kerneltest.FreshNetns(t)
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	groups := "1 0" // the kernel's default: nobody
+	if ping {
+		groups = "0 2147483647"
+	}
+	// net.ipv4.ping_group_range belongs to the namespace of the writing
+	// thread; it covers ICMPv6 ping sockets too.
+	if err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte(groups), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func icmpCheck(t *testing.T, addr string, mode icmpMode, timeout time.Duration) (*icmpChecker, Result) {
+	t.Helper()
+	s := spec(Spec{Type: TypeICMP}, timeout)
+	c := newICMP(&s, netip.MustParseAddr(addr), mode)
+	return c, runChecker(t, c, timeout)
+}
+
+func TestICMPPingSocket(t *testing.T) {
+	icmpNetns(t, true)
+	for _, a := range []string{"127.0.0.1", "::1"} {
+		_, r := icmpCheck(t, a, icmpPing, 500*time.Millisecond)
+		wantResult(t, r, true, "", "echo reply")
+		c, r := icmpCheck(t, a, icmpAuto, 500*time.Millisecond)
+		wantResult(t, r, true, "", "echo reply")
+		if c.raw.Load() {
+			t.Errorf("%s: auto mode used a raw socket where ping sockets are allowed", a)
+		}
+	}
+}
+
+func TestICMPRawSocket(t *testing.T) {
+	icmpNetns(t, false)
+	if _, r := icmpCheck(t, "127.0.0.1", icmpPing, 500*time.Millisecond); r.OK {
+		t.Fatalf("a ping socket worked although ping_group_range allows nobody: %+v", r)
+	}
+	for _, a := range []string{"127.0.0.1", "::1"} {
+		_, r := icmpCheck(t, a, icmpRaw, 500*time.Millisecond)
+		wantResult(t, r, true, "", "echo reply")
+		c, r := icmpCheck(t, a, icmpAuto, 500*time.Millisecond)
+		wantResult(t, r, true, "", "echo reply")
+		if !c.raw.Load() {
+			t.Errorf("%s: auto mode did not fall back to a raw socket", a)
+		}
+	}
+}
+
+func TestICMPNoReply(t *testing.T) {
+	icmpNetns(t, true)
+	// A veth pair whose far end has no address: echo requests to its
+	// subnet wait for an ARP answer that never comes, inside this
+	// namespace.
+	d := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hc0"}, PeerName: "hc1"}
+	if err := netlink.LinkAdd(d); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := netlink.LinkByName("hc1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(peer); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := netlink.ParseAddr("192.0.2.1/24")
+	if err := netlink.AddrAdd(d, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(d); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []icmpMode{icmpPing, icmpRaw} {
+		_, r := icmpCheck(t, "192.0.2.2", mode, 300*time.Millisecond)
+		wantResult(t, r, false, KindTimeout, "no echo reply within 300ms")
+	}
+}

@@ -93,7 +93,7 @@ type Options struct {
 	History int
 
 	newChecker func(Spec, Target) (Checker, error) // tests
-	rand       func(n int64) int64                  // tests: jitter
+	rand       func(n int64) int64                 // tests: jitter
 }
 
 // Manager schedules the checks of a desired set of owners. Update may be

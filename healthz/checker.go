@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -107,8 +108,13 @@ func New(spec Spec, target Target) (Checker, error) {
 }
 
 // pass returns a passing result.
-func pass(start time.Time, format string, args ...any) Result {
-	return Result{OK: true, Reason: fmt.Sprintf(format, args...), Latency: time.Since(start), At: start}
+func pass(start time.Time, reason string) Result {
+	return Result{OK: true, Reason: reason, Latency: time.Since(start), At: start}
+}
+
+// passf returns a passing result with a formatted reason.
+func passf(start time.Time, format string, args ...any) Result {
+	return pass(start, fmt.Sprintf(format, args...))
 }
 
 // fail returns a failing result.
@@ -143,6 +149,10 @@ func failErr(ctx context.Context, start time.Time, timeout time.Duration, err er
 	var se *os.SyscallError
 	if errors.As(err, &se) {
 		return fail(start, kind, "%s", se.Error())
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fail(start, kind, "%s: %v", pe.Op, pe.Err)
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {

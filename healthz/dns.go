@@ -63,7 +63,7 @@ func (c *dnsChecker) Check(ctx context.Context) Result {
 	if r.Rcode != c.rcode {
 		return fail(start, KindRcode, "DNS %s", rcodeName(r.Rcode))
 	}
-	return pass(start, "DNS %s, %d answers", rcodeName(r.Rcode), len(r.Answer))
+	return passf(start, "DNS %s, %d answers", rcodeName(r.Rcode), len(r.Answer))
 }
 
 func rcodeName(rc int) string {

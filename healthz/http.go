@@ -24,18 +24,17 @@ const maxBody = 1 << 20
 // expect_body, the body must match the regular expression. https adds a
 // TLS handshake, verified only with tls_verify.
 type httpChecker struct {
-	addr    string
+	addr    netip.AddrPort
 	timeout time.Duration
 	method  string
 	req     []byte
 	expect  []int
 	body    *regexp.Regexp
 	tls     *tls.Config // nil for http
-	dialer  net.Dialer
 }
 
 func newHTTP(s *Spec, addr netip.AddrPort) (*httpChecker, error) {
-	c := &httpChecker{addr: addr.String(), timeout: s.Timeout.D(), method: strings.ToUpper(s.Method), expect: s.ExpectStatus}
+	c := &httpChecker{addr: addr, timeout: s.Timeout.D(), method: strings.ToUpper(s.Method), expect: s.ExpectStatus}
 	if s.ExpectBody != "" {
 		re, err := regexp.Compile(s.ExpectBody)
 		if err != nil {
@@ -78,12 +77,12 @@ func addrHost(a netip.Addr) string {
 
 func (c *httpChecker) Check(ctx context.Context) Result {
 	start := time.Now()
-	raw, err := c.dialer.DialContext(ctx, "tcp", c.addr)
+	raw, err := dialTCP(ctx, c.addr)
 	if err != nil {
 		return failErr(ctx, start, c.timeout, err)
 	}
-	conn := raw
-	defer func() { abort(raw) }()
+	var conn net.Conn = raw
+	defer raw.abort()
 	defer bindConn(ctx, raw)()
 	if c.tls != nil {
 		tc := tls.Client(raw, c.tls)
@@ -110,7 +109,7 @@ func (c *httpChecker) Check(ctx context.Context) Result {
 		return fail(start, KindStatus, "HTTP %d", resp.StatusCode)
 	}
 	if c.body == nil {
-		return pass(start, "HTTP %d", resp.StatusCode)
+		return passf(start, "HTTP %d", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
@@ -119,7 +118,7 @@ func (c *httpChecker) Check(ctx context.Context) Result {
 	if !c.body.Match(body) {
 		return fail(start, KindMismatch, "HTTP %d, body does not match %q", resp.StatusCode, clip(c.body.String(), 40))
 	}
-	return pass(start, "HTTP %d, body matches", resp.StatusCode)
+	return passf(start, "HTTP %d, body matches", resp.StatusCode)
 }
 
 func (c *httpChecker) statusOK(code int) bool {

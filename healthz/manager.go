@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,11 +24,13 @@ const (
 	DefaultMaxConcurrent = 1024
 	DefaultBatchWindow   = 100 * time.Millisecond
 	DefaultBatchMax      = 100
-	DefaultHistory       = 10
+	DefaultHistory       = 5
 	// minTick is the shortest sleep of the scheduler: checks due within
 	// it run together, so that thousands of checks a second cost at most
 	// a thousand wake-ups.
 	minTick = time.Millisecond
+	// workerIdle is how long a worker waits for a check before it ends.
+	workerIdle = 10 * time.Second
 )
 
 // Want is one owner's check in the desired set given to Update.
@@ -104,13 +108,14 @@ type Manager struct {
 	log     *slog.Logger
 	metrics *metrics
 	batch   *batcher
-	sem     chan struct{}
+	jobs    chan *probe // to idle workers
+	workers atomic.Int64
 	wake    chan struct{}
 	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	started bool
-	probes  map[string]*probe
+	probes  map[probeKey]*probe
 	owners  map[Owner]*owned
 	queue   probeHeap
 }
@@ -118,12 +123,12 @@ type Manager struct {
 // probe is one check of one target, shared by every owner whose Want
 // yields the same key.
 type probe struct {
-	key     string
+	key     probeKey
 	spec    Spec
 	target  Target
 	checker Checker
 	machine *Machine
-	owners  map[Owner]*owned
+	owners  []*owned // usually one or a few
 	next    time.Time
 	index   int // in the queue, -1 when not queued
 	removed bool
@@ -131,6 +136,8 @@ type probe struct {
 	history []Result // ring of opts.History
 	head    int
 	obs     prometheus.Observer
+	passed  prometheus.Counter
+	failed  prometheus.Counter
 }
 
 // owned is the manager's record of one owner.
@@ -171,9 +178,9 @@ func NewManager(opts Options) *Manager {
 		log:     log,
 		metrics: newMetrics(),
 		batch:   newBatcher(opts.BatchWindow, opts.BatchMax),
-		sem:     make(chan struct{}, opts.MaxConcurrent),
+		jobs:    make(chan *probe),
 		wake:    make(chan struct{}, 1),
-		probes:  map[string]*probe{},
+		probes:  map[probeKey]*probe{},
 		owners:  map[Owner]*owned{},
 	}
 }
@@ -183,8 +190,12 @@ type planned struct {
 	want   Want
 	spec   Spec
 	target Target
-	key    string
+	key    probeKey
 }
+
+// probeKey identifies a check: a digest of its target and spec (and, for
+// exec checks, of its environment).
+type probeKey [sha256.Size]byte
 
 // Update makes the desired set wants the set of checks: checks no owner
 // wants any more stop, new ones start (at a random point of their first
@@ -205,17 +216,18 @@ func (m *Manager) Update(wants []Want) error {
 		s := w.Spec.WithDefaults()
 		addr := TargetOf(&s, w.Owner.Real)
 		t := Target{Addr: addr}
-		key := addr.String() + " " + s.Key()
+		text := addr.String() + " " + s.Key()
 		if s.Type == TypeExec {
 			t.Env = ExecEnv(w.Owner, addr)
-			key += " " + strings.Join(t.Env, " ")
+			text += " " + strings.Join(t.Env, " ")
 		}
+		key := probeKey(sha256.Sum256([]byte(text)))
 		plan[w.Owner] = planned{want: w, spec: s, target: t, key: key}
 	}
 
 	// Build the checkers of new checks before changing anything.
 	m.mu.Lock()
-	built := map[string]Checker{}
+	built := map[probeKey]Checker{}
 	for _, p := range plan {
 		if _, ok := m.probes[p.key]; ok {
 			continue
@@ -254,7 +266,7 @@ func (m *Manager) Update(wants []Want) error {
 		}
 	}
 	// Seeds of the checks that start now.
-	seeds := map[string]State{}
+	seeds := map[probeKey]State{}
 	for o, p := range plan {
 		if ow := m.owners[o]; ow != nil && ow.probe != nil {
 			continue
@@ -282,7 +294,7 @@ func (m *Manager) Update(wants []Want) error {
 			m.owners[o] = ow
 		}
 		ow.probe, ow.onFailure = pr, p.spec.OnFailure
-		pr.owners[o] = ow
+		pr.owners = append(pr.owners, ow)
 		if st := pr.machine.State(); st != ow.state {
 			out = append(out, Transition{Owner: o, From: ow.state, To: st, Reason: pr.machine.Reason(), At: now})
 			ow.state = st
@@ -301,11 +313,12 @@ func (m *Manager) start(p planned, c Checker, seed State, now time.Time) *probe 
 	pr := &probe{
 		key: p.key, spec: p.spec, target: p.target, checker: c,
 		machine: NewMachine(p.spec.Rise, p.spec.Fall, seed),
-		owners:  map[Owner]*owned{},
 		next:    now.Add(time.Duration(m.opts.rand(int64(iv)))),
 		index:   -1,
 		history: make([]Result, 0, m.opts.History),
 		obs:     m.metrics.duration.WithLabelValues(p.spec.Type),
+		passed:  m.metrics.checks.WithLabelValues(p.spec.Type, "pass"),
+		failed:  m.metrics.checks.WithLabelValues(p.spec.Type, "fail"),
 	}
 	m.probes[p.key] = pr
 	heap.Push(&m.queue, pr)
@@ -320,7 +333,7 @@ func (m *Manager) detach(ow *owned) {
 	if pr == nil {
 		return
 	}
-	delete(pr.owners, ow.owner)
+	pr.owners = slices.DeleteFunc(pr.owners, func(x *owned) bool { return x == ow })
 	if len(pr.owners) > 0 {
 		return
 	}
@@ -383,13 +396,9 @@ func (m *Manager) dispatch(ctx context.Context) {
 		}
 		m.mu.Unlock()
 		for _, p := range due {
-			select {
-			case m.sem <- struct{}{}:
-			case <-ctx.Done():
+			if !m.hand(ctx, p) {
 				return
 			}
-			m.wg.Add(1)
-			go m.check(ctx, p)
 		}
 		if len(due) > 0 {
 			continue
@@ -404,10 +413,59 @@ func (m *Manager) dispatch(ctx context.Context) {
 	}
 }
 
+// hand gives p to an idle worker, or to a new one while fewer than
+// MaxConcurrent run, or else waits for a worker to be free. It returns
+// false when ctx ended.
+func (m *Manager) hand(ctx context.Context, p *probe) bool {
+	for {
+		select {
+		case m.jobs <- p:
+			return true
+		default:
+		}
+		if n := m.workers.Load(); n < int64(m.opts.MaxConcurrent) {
+			if m.workers.CompareAndSwap(n, n+1) {
+				m.wg.Add(1)
+				go m.work(ctx, p)
+				return true
+			}
+			continue
+		}
+		// All busy: wait for one, looking again now and then in case a
+		// worker left meanwhile.
+		select {
+		case m.jobs <- p:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// work runs checks until ctx ends or it has been idle for workerIdle. A
+// long-lived goroutine keeps the stack a check needs, which a new
+// goroutine per check would grow again every time.
+func (m *Manager) work(ctx context.Context, p *probe) {
+	defer m.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		m.check(ctx, p)
+		idle.Reset(workerIdle)
+		select {
+		case p = <-m.jobs:
+		case <-idle.C:
+			m.workers.Add(-1)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // check runs one check of p and records it.
 func (m *Manager) check(ctx context.Context, p *probe) {
-	defer m.wg.Done()
-	defer func() { <-m.sem }()
 	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout.D())
 	r := p.checker.Check(cctx)
 	cancel()
@@ -424,7 +482,12 @@ func (m *Manager) check(ctx context.Context, p *probe) {
 // owner, and queues p's next check.
 func (m *Manager) record(p *probe, r Result) {
 	p.obs.Observe(r.Latency.Seconds())
-	m.metrics.count(p.spec.Type, r)
+	if r.OK {
+		p.passed.Inc()
+	} else {
+		p.failed.Inc()
+		m.metrics.errors.WithLabelValues(p.spec.Type, r.Kind).Inc()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p.removed {
@@ -444,11 +507,11 @@ func (m *Manager) record(p *probe, r Result) {
 			"from", from.String(), "reason", p.machine.Reason(), "latency", r.Latency.Round(time.Microsecond),
 			"owners", ownerNames(p.owners))
 		out := make([]Transition, 0, len(p.owners))
-		for o, ow := range p.owners {
+		for _, ow := range p.owners {
 			if ow.state == to {
 				continue
 			}
-			out = append(out, Transition{Owner: o, From: ow.state, To: to, Reason: p.machine.Reason(), Result: r, At: p.machine.Since()})
+			out = append(out, Transition{Owner: ow.owner, From: ow.state, To: to, Reason: p.machine.Reason(), Result: r, At: p.machine.Since()})
 			ow.state = to
 			ow.transitions[to]++
 		}
@@ -463,10 +526,10 @@ func (m *Manager) record(p *probe, r Result) {
 }
 
 // ownerNames lists the services of owners for a log line.
-func ownerNames(owners map[Owner]*owned) string {
+func ownerNames(owners []*owned) string {
 	names := make([]string, 0, len(owners))
-	for o := range owners {
-		names = append(names, o.Service)
+	for _, ow := range owners {
+		names = append(names, ow.owner.Service)
 	}
 	slices.Sort(names)
 	if len(names) > 8 {

@@ -38,15 +38,6 @@ func newMetrics() *metrics {
 	}
 }
 
-func (mt *metrics) count(typ string, r Result) {
-	if r.OK {
-		mt.checks.WithLabelValues(typ, "pass").Inc()
-		return
-	}
-	mt.checks.WithLabelValues(typ, "fail").Inc()
-	mt.errors.WithLabelValues(typ, r.Kind).Inc()
-}
-
 // Describe sends the descriptions of the health metrics.
 func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 	m.metrics.duration.Describe(ch)

@@ -19,15 +19,14 @@ const maxReply = 64 << 10
 // load balancers' checks usually do, so that neither side keeps a
 // TIME_WAIT entry per check.
 type tcpChecker struct {
-	addr    string
+	addr    netip.AddrPort
 	timeout time.Duration
 	send    []byte
 	expect  []byte
-	dialer  net.Dialer
 }
 
 func newTCP(s *Spec, addr netip.AddrPort) *tcpChecker {
-	c := &tcpChecker{addr: addr.String(), timeout: s.Timeout.D()}
+	c := &tcpChecker{addr: addr, timeout: s.Timeout.D()}
 	if s.Send != "" {
 		c.send = []byte(s.Send)
 	}
@@ -39,15 +38,15 @@ func newTCP(s *Spec, addr netip.AddrPort) *tcpChecker {
 
 func (c *tcpChecker) Check(ctx context.Context) Result {
 	start := time.Now()
-	conn, err := c.dialer.DialContext(ctx, "tcp", c.addr)
+	conn, err := dialTCP(ctx, c.addr)
 	if err != nil {
 		return failErr(ctx, start, c.timeout, err)
 	}
 	if c.send == nil && c.expect == nil {
-		abort(conn)
+		conn.abort()
 		return pass(start, "connected")
 	}
-	defer abort(conn)
+	defer conn.abort()
 	defer bindConn(ctx, conn)()
 	if c.send != nil {
 		if _, err := conn.Write(c.send); err != nil {
@@ -55,7 +54,7 @@ func (c *tcpChecker) Check(ctx context.Context) Result {
 		}
 	}
 	if c.expect == nil {
-		return pass(start, "connected, sent %d bytes", len(c.send))
+		return passf(start, "connected, sent %d bytes", len(c.send))
 	}
 	got, err := readUntil(conn, c.expect)
 	if bytes.Contains(got, c.expect) {
@@ -94,13 +93,4 @@ func bindConn(ctx context.Context, conn net.Conn) func() bool {
 		_ = conn.SetDeadline(dl)
 	}
 	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-}
-
-// abort closes a TCP connection with a reset (no TIME_WAIT), any other
-// connection plainly.
-func abort(conn net.Conn) {
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	_ = conn.Close()
 }

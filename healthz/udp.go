@@ -49,9 +49,9 @@ func (c *udpChecker) Check(ctx context.Context) Result {
 	case err == nil && c.expect != nil && !bytes.Contains(buf[:n], c.expect):
 		return fail(start, KindMismatch, "reply %q does not contain %q", clip(string(buf[:n]), 40), clip(string(c.expect), 40))
 	case err == nil:
-		return pass(start, "reply of %d bytes", n)
+		return passf(start, "reply of %d bytes", n)
 	case c.expect == nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != context.Canceled:
-		return pass(start, "no reply and no ICMP error within %s", c.timeout)
+		return passf(start, "no reply and no ICMP error within %s", c.timeout)
 	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != context.Canceled:
 		return fail(start, KindTimeout, "no reply within %s", c.timeout)
 	}

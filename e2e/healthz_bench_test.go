@@ -69,8 +69,8 @@ func runHealthz(b *testing.B, h *topo.Host, t *hcbench.Targets, dir string) hcbe
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.Detect, err = t.Detect(t.Ports[:hcKillPorts], hcLimit, func(killed map[string]bool, since time.Time) map[string]time.Time {
-		return hcbench.DownTimes(p.Output(), killed, since)
+	r.Detect, err = t.Detect(t.Ports[:hcKillPorts], hcLimit, func(killed map[string]bool) map[string]time.Time {
+		return hcbench.DownTimes(p.Output(), killed)
 	})
 	if err != nil {
 		b.Fatalf("healthz: %v", err)
@@ -149,8 +149,8 @@ func runKeepalived(b *testing.B, h *topo.Host, t *hcbench.Targets, dir string) h
 		b.Fatal(err)
 	}
 	defer mh.Close()
-	seen := map[string]time.Time{}
-	r.Detect, err = t.Detect(t.Ports[:hcKillPorts], hcLimit, func(killed map[string]bool, _ time.Time) map[string]time.Time {
+	first := map[string]time.Time{} // when each real server was first seen at weight 0
+	r.Detect, err = t.Detect(t.Ports[:hcKillPorts], hcLimit, func(killed map[string]bool) map[string]time.Time {
 		now := time.Now()
 		for _, port := range t.Ports[:hcKillPorts] {
 			ds, err := mh.GetDestinations(&mobyipvs.Service{AddressFamily: af4, Protocol: uint16(ipvs.TCP), Address: net.ParseIP(hcbench.VIP), Port: port})
@@ -159,12 +159,21 @@ func runKeepalived(b *testing.B, h *topo.Host, t *hcbench.Targets, dir string) h
 			}
 			for _, d := range ds {
 				k := net.JoinHostPort(d.Address.String(), strconv.Itoa(int(d.Port)))
-				if _, ok := seen[k]; !ok && d.Weight == 0 && killed[k] {
-					seen[k] = now
+				switch _, ok := first[k]; {
+				case d.Weight != 0:
+					delete(first, k)
+				case !ok:
+					first[k] = now
 				}
 			}
 		}
-		return seen
+		down := map[string]time.Time{}
+		for k, at := range first {
+			if killed[k] {
+				down[k] = at
+			}
+		}
+		return down
 	})
 	if err != nil {
 		b.Fatalf("keepalived: %v", err)

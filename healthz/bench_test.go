@@ -100,8 +100,8 @@ func BenchmarkCheckRate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			r.Detect, err = t.Detect(t.Ports[:2], 20*time.Second, func(killed map[string]bool, since time.Time) map[string]time.Time {
-				return hcbench.DownTimes(out.String(), killed, since)
+			r.Detect, err = t.Detect(t.Ports[:2], 20*time.Second, func(killed map[string]bool) map[string]time.Time {
+				return hcbench.DownTimes(out.String(), killed)
 			})
 			if err != nil {
 				b.Fatal(err)

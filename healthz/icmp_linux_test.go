@@ -74,9 +74,18 @@ func TestICMPRawSocket(t *testing.T) {
 
 func TestICMPNoReply(t *testing.T) {
 	icmpNetns(t, true)
-	// A veth pair whose far end has no address: echo requests to its
-	// subnet wait for an ARP answer that never comes, inside this
-	// namespace.
+	silentNet(t)
+	for _, mode := range []icmpMode{icmpPing, icmpRaw} {
+		_, r := icmpCheck(t, "192.0.2.2", mode, 300*time.Millisecond)
+		wantResult(t, r, false, KindTimeout, "no echo reply within 300ms")
+	}
+}
+
+// silentNet gives the test's namespace 192.0.2.1/24 on a veth pair whose
+// far end has no address: packets to 192.0.2.2 wait for an ARP answer
+// that never comes, and nothing leaves the namespace.
+func silentNet(t *testing.T) {
+	t.Helper()
 	d := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hc0"}, PeerName: "hc1"}
 	if err := netlink.LinkAdd(d); err != nil {
 		t.Fatal(err)
@@ -95,8 +104,14 @@ func TestICMPNoReply(t *testing.T) {
 	if err := netlink.LinkSetUp(d); err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []icmpMode{icmpPing, icmpRaw} {
-		_, r := icmpCheck(t, "192.0.2.2", mode, 300*time.Millisecond)
-		wantResult(t, r, false, KindTimeout, "no echo reply within 300ms")
+}
+
+// TestTCPConnectTimeout covers a handshake that is not over within
+// connect(2): the wait goes through the poller and ends at the timeout.
+func TestTCPConnectTimeout(t *testing.T) {
+	icmpNetns(t, false)
+	silentNet(t)
+	for _, s := range []Spec{{Type: TypeTCP}, {Type: TypeTCP, Send: "x", Expect: "y"}, {Type: TypeHTTP}} {
+		wantResult(t, runCheck(t, spec(s, 300*time.Millisecond), netip.MustParseAddrPort("192.0.2.2:80")), false, KindTimeout, "timeout after 300ms")
 	}
 }

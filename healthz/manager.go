@@ -108,7 +108,7 @@ type Manager struct {
 	log     *slog.Logger
 	metrics *metrics
 	batch   *batcher
-	jobs    chan *probe // to idle workers
+	jobs    chan job // to idle workers
 	workers atomic.Int64
 	wake    chan struct{}
 	wg      sync.WaitGroup
@@ -178,7 +178,7 @@ func NewManager(opts Options) *Manager {
 		log:     log,
 		metrics: newMetrics(),
 		batch:   newBatcher(opts.BatchWindow, opts.BatchMax),
-		jobs:    make(chan *probe),
+		jobs:    make(chan job),
 		wake:    make(chan struct{}, 1),
 		probes:  map[probeKey]*probe{},
 		owners:  map[Owner]*owned{},
@@ -396,7 +396,18 @@ func (m *Manager) dispatch(ctx context.Context) {
 		}
 		m.mu.Unlock()
 		for _, p := range due {
-			if !m.hand(ctx, p) {
+			j := job{p: p, run: p.checker.Check}
+			if st, ok := p.checker.(starter); ok {
+				// Begun here; over at once (a near peer answers within
+				// the system call), it needs no worker.
+				r, rest := st.start()
+				if rest == nil {
+					m.record(p, r)
+					continue
+				}
+				j.run = rest
+			}
+			if !m.hand(ctx, j) {
 				return
 			}
 		}
@@ -413,20 +424,26 @@ func (m *Manager) dispatch(ctx context.Context) {
 	}
 }
 
-// hand gives p to an idle worker, or to a new one while fewer than
+// job is a check for a worker: run finishes it.
+type job struct {
+	p   *probe
+	run func(context.Context) Result
+}
+
+// hand gives j to an idle worker, or to a new one while fewer than
 // MaxConcurrent run, or else waits for a worker to be free. It returns
 // false when ctx ended.
-func (m *Manager) hand(ctx context.Context, p *probe) bool {
+func (m *Manager) hand(ctx context.Context, j job) bool {
 	for {
 		select {
-		case m.jobs <- p:
+		case m.jobs <- j:
 			return true
 		default:
 		}
 		if n := m.workers.Load(); n < int64(m.opts.MaxConcurrent) {
 			if m.workers.CompareAndSwap(n, n+1) {
 				m.wg.Add(1)
-				go m.work(ctx, p)
+				go m.work(ctx, j)
 				return true
 			}
 			continue
@@ -434,7 +451,7 @@ func (m *Manager) hand(ctx context.Context, p *probe) bool {
 		// All busy: wait for one, looking again now and then in case a
 		// worker left meanwhile.
 		select {
-		case m.jobs <- p:
+		case m.jobs <- j:
 			return true
 		case <-ctx.Done():
 			return false
@@ -446,15 +463,15 @@ func (m *Manager) hand(ctx context.Context, p *probe) bool {
 // work runs checks until ctx ends or it has been idle for workerIdle. A
 // long-lived goroutine keeps the stack a check needs, which a new
 // goroutine per check would grow again every time.
-func (m *Manager) work(ctx context.Context, p *probe) {
+func (m *Manager) work(ctx context.Context, j job) {
 	defer m.wg.Done()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		m.check(ctx, p)
+		m.check(ctx, j)
 		idle.Reset(workerIdle)
 		select {
-		case p = <-m.jobs:
+		case j = <-m.jobs:
 		case <-idle.C:
 			m.workers.Add(-1)
 			return
@@ -464,10 +481,11 @@ func (m *Manager) work(ctx context.Context, p *probe) {
 	}
 }
 
-// check runs one check of p and records it.
-func (m *Manager) check(ctx context.Context, p *probe) {
+// check runs j's check, bounded by the spec's timeout, and records it.
+func (m *Manager) check(ctx context.Context, j job) {
+	p := j.p
 	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout.D())
-	r := p.checker.Check(cctx)
+	r := j.run(cctx)
 	cancel()
 	if ctx.Err() != nil {
 		return // shutting down: the result says nothing about the target
@@ -522,7 +540,11 @@ func (m *Manager) record(p *probe, r Result) {
 		p.next = now
 	}
 	heap.Push(&m.queue, p)
-	m.poke()
+	// The next check of p comes an interval later: the scheduler, already
+	// set to wake for an earlier one, needs no wake-up for it.
+	if p.index == 0 {
+		m.poke()
+	}
 }
 
 // ownerNames lists the services of owners for a log line.

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,10 +48,9 @@ type Targets struct {
 	Type  string // tcp or http
 	Ports []uint16
 
-	listen  func(addr string) (net.Listener, error)
-	mu      sync.Mutex
-	ls      map[uint16]net.Listener
-	accepts atomic.Int64
+	listen func(addr string) (net.Listener, error)
+	mu     sync.Mutex
+	ls     map[uint16]net.Listener
 }
 
 // NewTargets opens enough listeners from port base on for rate checks a
@@ -94,8 +92,33 @@ func (t *Targets) Addrs() []string {
 	return out
 }
 
-// Accepts returns the connections accepted so far: one per check.
-func (t *Targets) Accepts() int64 { return t.accepts.Load() }
+// PassiveOpens returns the TCP connections the kernel completed for
+// listeners in the network namespace of pid (Tcp PassiveOpens of
+// /proc/PID/net/snmp): one per check, whether or not the listener
+// accepted it before the checker reset it.
+func PassiveOpens(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/snmp", pid))
+	if err != nil {
+		return 0, err
+	}
+	var names []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Tcp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "PassiveOpens" && i < len(f) {
+				return strconv.ParseInt(f[i], 10, 64)
+			}
+		}
+	}
+	return 0, errors.New("no Tcp PassiveOpens in /proc/net/snmp")
+}
 
 // Open starts the listener of port.
 func (t *Targets) Open(port uint16) error {
@@ -108,12 +131,7 @@ func (t *Targets) Open(port uint16) error {
 	t.mu.Unlock()
 	if t.Type == healthz.TypeHTTP {
 		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }),
-			ConnState: func(_ net.Conn, s http.ConnState) {
-				if s == http.StateNew {
-					t.accepts.Add(1)
-				}
-			},
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          log.New(io.Discard, "", 0),
 		}
@@ -126,7 +144,6 @@ func (t *Targets) Open(port uint16) error {
 			if err != nil {
 				return
 			}
-			t.accepts.Add(1)
 			c.Close()
 		}
 	}()
@@ -195,7 +212,8 @@ func ProcStat(pid int) (cpu, rssMB float64, err error) {
 }
 
 // Steady waits warmup, then measures the processes pids returns over
-// window: checks a second seen by the listeners, CPU and resident memory.
+// window: checks a second (connections completed in the namespace of the
+// first), CPU and resident memory.
 func (t *Targets) Steady(pids func() []int, warmup, window time.Duration) (Result, error) {
 	time.Sleep(warmup)
 	sum := func() (cpu, rss float64, err error) {
@@ -213,25 +231,44 @@ func (t *Targets) Steady(pids func() []int, warmup, window time.Duration) (Resul
 	if err != nil {
 		return Result{}, err
 	}
-	n0, start := t.Accepts(), time.Now()
+	n0, err := PassiveOpens(pids()[0])
+	if err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
 	time.Sleep(window)
 	cpu1, rss, err := sum()
 	if err != nil {
 		return Result{}, err
 	}
+	n1, err := PassiveOpens(pids()[0])
+	if err != nil {
+		return Result{}, err
+	}
 	took := time.Since(start).Seconds()
-	return Result{Rate: float64(t.Accepts()-n0) / took, CPU: (cpu1 - cpu0) / took, RSSMB: rss}, nil
+	return Result{Rate: float64(n1-n0) / took, CPU: (cpu1 - cpu0) / took, RSSMB: rss}, nil
 }
 
 // Detect stops the listeners of ports and returns, for each of their
 // targets, the time until downAt reports it down (polled every 5 ms, for
-// at most limit); then it starts the listeners again.
-func (t *Targets) Detect(ports []uint16, limit time.Duration, downAt func(killed map[string]bool, since time.Time) map[string]time.Time) ([]time.Duration, error) {
+// at most limit); then it starts the listeners again. downAt returns the
+// targets of killed it sees down now, with when it first saw each down. A
+// target already down before its listener stopped (a check that timed out
+// under load) is left out, and counted in the error when there are more
+// than a few.
+func (t *Targets) Detect(ports []uint16, limit time.Duration, downAt func(killed map[string]bool) map[string]time.Time) ([]time.Duration, error) {
 	killed := map[string]bool{}
 	for _, p := range ports {
 		for _, a := range PortAddrs(p) {
 			killed[a] = true
 		}
+	}
+	total := len(killed)
+	for a := range downAt(killed) {
+		delete(killed, a)
+	}
+	if len(killed) < total*95/100 {
+		return nil, fmt.Errorf("%d of %d targets were down before their listeners stopped: the checker is overloaded", total-len(killed), total)
 	}
 	start := time.Now()
 	for _, p := range ports {
@@ -239,7 +276,7 @@ func (t *Targets) Detect(ports []uint16, limit time.Duration, downAt func(killed
 	}
 	var seen map[string]time.Time
 	for time.Since(start) < limit {
-		if seen = downAt(killed, start); len(seen) == len(killed) {
+		if seen = downAt(killed); len(seen) == len(killed) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -334,23 +371,26 @@ func (s *printSink) HealthChanged(_ context.Context, batch []healthz.Transition)
 	_ = s.w.Flush()
 }
 
-// DownTimes reads the checker's output: when each killed target was
-// reported down after since.
-func DownTimes(output string, killed map[string]bool, since time.Time) map[string]time.Time {
-	seen := map[string]time.Time{}
+// DownTimes reads the checker's output: the targets of killed that are
+// down at its end, each with the time it was reported down.
+func DownTimes(output string, killed map[string]bool) map[string]time.Time {
+	down := map[string]time.Time{}
 	for _, line := range strings.Split(output, "\n") {
 		f := strings.Fields(line)
-		if len(f) != 4 || f[0] != "T" || f[2] != "down" || !killed[f[1]] {
+		if len(f) != 4 || f[0] != "T" || !killed[f[1]] {
 			continue
 		}
-		ns, err := strconv.ParseInt(f[3], 10, 64)
-		if at := time.Unix(0, ns); err == nil && at.After(since) {
-			if _, ok := seen[f[1]]; !ok {
-				seen[f[1]] = at
+		if f[2] != "down" {
+			delete(down, f[1])
+			continue
+		}
+		if ns, err := strconv.ParseInt(f[3], 10, 64); err == nil {
+			if _, ok := down[f[1]]; !ok {
+				down[f[1]] = time.Unix(0, ns)
 			}
 		}
 	}
-	return seen
+	return down
 }
 
 // Row is one contender's line in a table.

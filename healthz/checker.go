@@ -22,15 +22,6 @@ type Checker interface {
 	Check(ctx context.Context) Result
 }
 
-// starter is a Checker whose check can begin without waiting. start
-// returns the result when the check is over at once, or else a function
-// that finishes it (waiting, bounded by its context). The Manager calls
-// start from its scheduler, so that a check that needs no wait costs no
-// hand-over to a worker.
-type starter interface {
-	start() (Result, func(context.Context) Result)
-}
-
 // Kinds of failure, the kind label of the errors metric.
 const (
 	KindTimeout     = "timeout"

@@ -27,8 +27,9 @@ const (
 	DefaultHistory       = 5
 	// minTick is the shortest sleep of the scheduler: checks due within
 	// it run together, so that thousands of checks a second cost at most
-	// a thousand wake-ups.
-	minTick = time.Millisecond
+	// a hundred wake-ups (a check starts up to minTick late, which does
+	// not add up from one interval to the next).
+	minTick = 10 * time.Millisecond
 	// workerIdle is how long a worker waits for a check before it ends.
 	workerIdle = 10 * time.Second
 )
@@ -110,7 +111,7 @@ type Manager struct {
 	batch   *batcher
 	jobs    chan job // to idle workers
 	workers atomic.Int64
-	wake    chan struct{}
+	loop    atomic.Pointer[loop] // while Run runs
 	wg      sync.WaitGroup
 
 	mu      sync.Mutex
@@ -138,6 +139,7 @@ type probe struct {
 	obs     prometheus.Observer
 	passed  prometheus.Counter
 	failed  prometheus.Counter
+	rc      reactive // how the event loop runs it; nil: by a worker
 }
 
 // owned is the manager's record of one owner.
@@ -179,7 +181,6 @@ func NewManager(opts Options) *Manager {
 		metrics: newMetrics(),
 		batch:   newBatcher(opts.BatchWindow, opts.BatchMax),
 		jobs:    make(chan job),
-		wake:    make(chan struct{}, 1),
 		probes:  map[probeKey]*probe{},
 		owners:  map[Owner]*owned{},
 	}
@@ -320,6 +321,9 @@ func (m *Manager) start(p planned, c Checker, seed State, now time.Time) *probe 
 		passed:  m.metrics.checks.WithLabelValues(p.spec.Type, "pass"),
 		failed:  m.metrics.checks.WithLabelValues(p.spec.Type, "fail"),
 	}
+	if r, ok := c.(reactiveChecker); ok {
+		pr.rc = r.reactive()
+	}
 	m.probes[p.key] = pr
 	heap.Push(&m.queue, pr)
 	return pr
@@ -346,9 +350,8 @@ func (m *Manager) detach(ow *owned) {
 
 // poke wakes the scheduler to look at the queue again.
 func (m *Manager) poke() {
-	select {
-	case m.wake <- struct{}{}:
-	default:
+	if l := m.loop.Load(); l != nil {
+		l.wake()
 	}
 }
 
@@ -371,57 +374,17 @@ func (m *Manager) Run(ctx context.Context) error {
 		defer bw.Done()
 		m.batch.run(ctx, m.opts.Sink)
 	}()
-	m.dispatch(ctx)
+	l, err := newLoop(m)
+	if err != nil {
+		return fmt.Errorf("health checks: %w", err)
+	}
+	m.loop.Store(l)
+	l.run(ctx)
+	m.loop.Store(nil)
 	m.wg.Wait()
+	l.close()
 	bw.Wait()
 	return nil
-}
-
-// dispatch starts due checks, at most MaxConcurrent at once, until ctx
-// ends.
-func (m *Manager) dispatch(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var due []*probe
-	for {
-		m.mu.Lock()
-		now := time.Now()
-		due = due[:0]
-		for len(m.queue) > 0 && !m.queue[0].next.After(now.Add(minTick/2)) {
-			due = append(due, heap.Pop(&m.queue).(*probe))
-		}
-		wait := time.Hour
-		if len(m.queue) > 0 {
-			wait = max(m.queue[0].next.Sub(now), minTick)
-		}
-		m.mu.Unlock()
-		for _, p := range due {
-			j := job{p: p, run: p.checker.Check}
-			if st, ok := p.checker.(starter); ok {
-				// Begun here; over at once (a near peer answers within
-				// the system call), it needs no worker.
-				r, rest := st.start()
-				if rest == nil {
-					m.record(p, r)
-					continue
-				}
-				j.run = rest
-			}
-			if !m.hand(ctx, j) {
-				return
-			}
-		}
-		if len(due) > 0 {
-			continue
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-m.wake:
-		}
-	}
 }
 
 // job is a check for a worker: run finishes it.

@@ -119,7 +119,8 @@ func owner(svc string, real netip.AddrPort) Owner {
 // goroutine behind.
 func runManager(t *testing.T, m *Manager) context.CancelFunc {
 	t.Helper()
-	opts := []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/lvs-node/lvs-node/healthz.(*counter).start.func1")}
+	opts := []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/lvs-node/lvs-node/healthz.(*counter).start.func1"),
+		goleak.IgnoreAnyFunction("github.com/lvs-node/lvs-node/healthz.(*webServer).ServeHTTP")}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()

@@ -39,11 +39,20 @@ func newTCP(s *Spec, addr netip.AddrPort) *tcpChecker {
 func (c *tcpChecker) Check(ctx context.Context) Result {
 	start := time.Now()
 	if c.send == nil && c.expect == nil {
-		r, rest := c.start()
-		if rest == nil {
-			return r
+		fd, done, err := connectTCP(c.addr)
+		if err != nil {
+			return failErr(ctx, start, c.timeout, err)
 		}
-		return rest(ctx)
+		if done {
+			rawClose(fd, true)
+			return pass(start, "connected")
+		}
+		conn, err := waitConnect(ctx, fd, c.addr)
+		if err != nil {
+			return failErr(ctx, start, c.timeout, err)
+		}
+		conn.abort()
+		return pass(start, "connected")
 	}
 	conn, err := dialTCP(ctx, c.addr)
 	if err != nil {
@@ -67,32 +76,6 @@ func (c *tcpChecker) Check(ctx context.Context) Result {
 		return failErr(ctx, start, c.timeout, err)
 	}
 	return fail(start, KindMismatch, "reply %q does not contain %q", clip(string(got), 40), clip(string(c.expect), 40))
-}
-
-// start begins a plain connect check: over at once when the handshake
-// (or the refusal) completes within connect(2), as it does for a near
-// peer; otherwise the returned function waits for it.
-func (c *tcpChecker) start() (Result, func(context.Context) Result) {
-	if c.send != nil || c.expect != nil {
-		return Result{}, c.Check
-	}
-	start := time.Now()
-	fd, done, err := connectTCP(c.addr)
-	switch {
-	case err != nil:
-		return failErr(context.Background(), start, c.timeout, err), nil
-	case done:
-		rawClose(fd, true)
-		return pass(start, "connected"), nil
-	}
-	return Result{}, func(ctx context.Context) Result {
-		conn, err := waitConnect(ctx, fd, c.addr)
-		if err != nil {
-			return failErr(ctx, start, c.timeout, err)
-		}
-		conn.abort()
-		return pass(start, "connected")
-	}
 }
 
 // readUntil reads from r until want appears, the reply reaches maxReply,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -16,9 +17,12 @@ import (
 )
 
 // The scheduler is an event loop of its own, as keepalived's checker is:
-// one goroutine waits in epoll_wait(2) on an epoll set that holds the
-// sockets of the checks under way and an eventfd that wakes it, with a
-// timeout set by the next check due. Plain tcp checks and http checks
+// one goroutine waits on an epoll set that holds the sockets of the checks
+// under way and an eventfd that wakes it, until the next check is due.
+// The epoll set is itself registered with the Go runtime's poller, and
+// the goroutine parks there (with a deadline) rather than in a blocking
+// epoll_wait(2): a thread blocked in a system call would make the
+// runtime's monitor take its processor away and wake up often. Plain tcp checks and http checks
 // that look at the status only (no TLS, no expect_body) run in it as
 // small state machines on non-blocking sockets: no goroutine, no
 // hand-over between threads, a dozen system calls a check. Every other
@@ -60,6 +64,8 @@ const maxStatusLine = 512
 type loop struct {
 	m       *Manager
 	epfd    int
+	ep      *os.File // epfd, registered with the runtime's poller
+	raw     syscall.RawConn
 	evfd    int
 	flights map[int32]*flight
 	events  []unix.EpollEvent
@@ -83,7 +89,35 @@ func newLoop(m *Manager) (*loop, error) {
 		unix.Close(epfd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	return &loop{m: m, epfd: epfd, evfd: evfd, flights: map[int32]*flight{}, events: make([]unix.EpollEvent, 128)}, nil
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	raw, err := ep.SyscallConn()
+	if err != nil {
+		unix.Close(evfd)
+		ep.Close()
+		return nil, err
+	}
+	return &loop{m: m, epfd: epfd, ep: ep, raw: raw, evfd: evfd, flights: map[int32]*flight{}, events: make([]unix.EpollEvent, 128)}, nil
+}
+
+// poll waits until the epoll set has events or deadline passes, and
+// returns the events.
+func (l *loop) poll(deadline time.Time) []unix.EpollEvent {
+	_ = l.ep.SetReadDeadline(deadline)
+	n := 0
+	_ = l.raw.Read(func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		if e != 0 {
+			return e != unix.EINTR && e != unix.EAGAIN
+		}
+		n = int(r)
+		return n > 0
+	})
+	return l.events[:n]
 }
 
 // wake makes epoll_wait return.
@@ -104,7 +138,7 @@ func (l *loop) close() {
 		rawClose(int(fd), true)
 	}
 	unix.Close(l.evfd)
-	unix.Close(l.epfd)
+	l.ep.Close()
 }
 
 // run starts due checks, runs the reactive ones and hands the others to
@@ -143,14 +177,7 @@ func (l *loop) run(ctx context.Context) {
 				next = f.deadline
 			}
 		}
-		wait := max(next.Sub(now), minTick)
-		n, err := unix.EpollWait(l.epfd, l.events, int((wait+time.Millisecond-1)/time.Millisecond))
-		if err != nil && err != unix.EINTR {
-			m.log.Error("health checks: epoll_wait failed", "error", err)
-			time.Sleep(minTick)
-			continue
-		}
-		for _, ev := range l.events[:max(n, 0)] {
+		for _, ev := range l.poll(now.Add(max(next.Sub(now), minTick))) {
 			if int(ev.Fd) == l.evfd {
 				var b [8]byte
 				_, _ = unix.Read(l.evfd, b[:])

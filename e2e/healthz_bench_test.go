@@ -140,14 +140,7 @@ func runKeepalived(b *testing.B, h *topo.Host, t *hcbench.Targets, dir string) h
 	if err != nil {
 		b.Fatal(err)
 	}
-	var mh *mobyipvs.Handle
-	if err := h.Do(func() error {
-		var err error
-		mh, err = mobyipvs.New("")
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
+	mh := ipvsHandle(b, h)
 	defer mh.Close()
 	first := map[string]time.Time{} // when each real server was first seen at weight 0
 	r.Detect, err = t.Detect(t.Ports[:hcKillPorts], hcLimit, func(killed map[string]bool) map[string]time.Time {
@@ -181,6 +174,21 @@ func runKeepalived(b *testing.B, h *topo.Host, t *hcbench.Targets, dir string) h
 	return r
 }
 
+// ipvsHandle opens a moby/ipvs handle (an independent reader of the
+// table) in the namespace of h.
+func ipvsHandle(b *testing.B, h *topo.Host) *mobyipvs.Handle {
+	b.Helper()
+	var mh *mobyipvs.Handle
+	if err := h.Do(func() error {
+		var err error
+		mh, err = mobyipvs.New("")
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return mh
+}
+
 func hcRate(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -204,7 +212,7 @@ func BenchmarkHealthChecks(b *testing.B) {
 		base uint16
 		rate int
 	}{
-		{healthz.TypeTCP, hcTCPBase, hcRate("LVS_HC_TCP_RATE", 200)},
+		{healthz.TypeTCP, hcTCPBase, hcRate("LVS_HC_TCP_RATE", 400)},
 		{healthz.TypeHTTP, hcHTTPBase, hcRate("LVS_HC_HTTP_RATE", 200)},
 	} {
 		b.Run(c.typ, func(b *testing.B) {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/lvs-node/lvs-node/healthz"
 	"github.com/lvs-node/lvs-node/healthz/hcbench"
 	"github.com/lvs-node/lvs-node/internal/kerneltest"
@@ -61,13 +59,7 @@ func BenchmarkCheckRate(b *testing.B) {
 	}{{healthz.TypeTCP, 10000}, {healthz.TypeHTTP, 2000}} {
 		b.Run(fmt.Sprintf("%s-%d", c.typ, c.rate), func(b *testing.B) {
 			kerneltest.FreshNetns(b)
-			lo, err := netlink.LinkByName("lo")
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := netlink.LinkSetUp(lo); err != nil {
-				b.Fatal(err)
-			}
+			kerneltest.LoopbackUp(b)
 			t, err := hcbench.NewTargets(c.typ, 20000, c.rate, nil)
 			if err != nil {
 				b.Fatal(err)

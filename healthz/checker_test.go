@@ -55,6 +55,30 @@ func wantResult(t *testing.T, r Result, ok bool, kind, reason string) {
 	}
 }
 
+// checkCase is one row of a checker's table test.
+type checkCase struct {
+	name   string
+	s      Spec
+	addr   netip.AddrPort
+	ok     bool
+	kind   string
+	reason string
+}
+
+// runCases runs the check of each case (of type typ where the case names
+// none) with timeout.
+func runCases(t *testing.T, typ string, timeout time.Duration, cases []checkCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.s.Type == "" {
+				c.s.Type = typ
+			}
+			wantResult(t, runCheck(t, spec(c.s, timeout), c.addr), c.ok, c.kind, c.reason)
+		})
+	}
+}
+
 // listen opens a TCP listener on the loopback and serves each connection
 // with serve until the test ends.
 func listen(t *testing.T, serve func(net.Conn)) netip.AddrPort {

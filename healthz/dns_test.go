@@ -79,14 +79,7 @@ func TestDNS(t *testing.T) {
 	tc := dnsServer(t, reply(dns.RcodeSuccess, true), nil)
 	cut := dnsServer(t, reply(dns.RcodeSuccess, false), func(b []byte) []byte { return b[:len(b)-6] })
 	silent := dnsServer(t, func(*dns.Msg) *dns.Msg { return nil }, nil)
-	for _, c := range []struct {
-		name   string
-		s      Spec
-		addr   netip.AddrPort
-		ok     bool
-		kind   string
-		reason string
-	}{
+	runCases(t, TypeDNS, timeout, []checkCase{
 		{"noerror", Spec{Query: "www.example.org", QType: "A"}, ok, true, "", "DNS NOERROR, 1 answers"},
 		{"default query", Spec{}, ok, true, "", "DNS NOERROR"},
 		{"wrong rcode", Spec{Query: "gone.example.org"}, nx, false, KindRcode, "DNS NXDOMAIN"},
@@ -94,10 +87,5 @@ func TestDNS(t *testing.T) {
 		{"truncated reply retried over tcp", Spec{Query: "www.example.org", QType: "A"}, tc, true, "", "DNS NOERROR, 1 answers"},
 		{"cut reply", Spec{Query: "www.example.org", QType: "A"}, cut, false, KindProtocol, "bad DNS reply"},
 		{"no reply", Spec{Query: "www.example.org"}, silent, false, KindTimeout, "timeout after 300ms"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			c.s.Type = TypeDNS
-			wantResult(t, runCheck(t, spec(c.s, timeout), c.addr), c.ok, c.kind, c.reason)
-		})
-	}
+	})
 }

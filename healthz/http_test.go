@@ -70,14 +70,7 @@ func TestHTTP(t *testing.T) {
 	garbage := listen(t, func(c net.Conn) { c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n")); c.Close() })
 	hangup := listen(t, func(c net.Conn) { buf := make([]byte, 512); c.Read(buf); c.Close() })
 
-	for _, c := range []struct {
-		name   string
-		s      Spec
-		addr   netip.AddrPort
-		ok     bool
-		kind   string
-		reason string
-	}{
+	runCases(t, TypeHTTP, timeout, []checkCase{
 		{"200", Spec{Path: "/ok"}, addr, true, "", "HTTP 200"},
 		{"wrong status", Spec{Path: "/down"}, addr, false, KindStatus, "HTTP 503"},
 		{"404", Spec{Path: "/nowhere"}, addr, false, KindStatus, "HTTP 404"},
@@ -90,12 +83,7 @@ func TestHTTP(t *testing.T) {
 		{"closed without reply", Spec{Path: "/"}, hangup, false, KindProtocol, "connection closed before an HTTP reply"},
 		{"not HTTP", Spec{Path: "/"}, garbage, false, KindProtocol, "not an HTTP reply"},
 		{"refused", Spec{Path: "/"}, closedPort(t, "tcp"), false, KindRefused, "connect: connection refused"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			c.s.Type = TypeHTTP
-			wantResult(t, runCheck(t, spec(c.s, timeout), c.addr), c.ok, c.kind, c.reason)
-		})
-	}
+	})
 	t.Run("method and host", func(t *testing.T) {
 		wantResult(t, runCheck(t, spec(Spec{Type: TypeHTTP, Path: "/ok", Method: "HEAD", Host: "www.example.com"}, timeout), addr), true, "", "HTTP 200")
 		if m, h := ws.last(); m != "HEAD" || h != "www.example.com" {

@@ -1,6 +1,7 @@
 package healthz
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"testing"
@@ -18,13 +19,7 @@ import (
 func icmpNetns(t *testing.T, ping bool) {
 	t.Helper()
 	kerneltest.FreshNetns(t)
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
+	kerneltest.LoopbackUp(t)
 	groups := "1 0" // the kernel's default: nobody
 	if ping {
 		groups = "0 2147483647"
@@ -113,5 +108,32 @@ func TestTCPConnectTimeout(t *testing.T) {
 	silentNet(t)
 	for _, s := range []Spec{{Type: TypeTCP}, {Type: TypeTCP, Send: "x", Expect: "y"}, {Type: TypeHTTP}} {
 		wantResult(t, runCheck(t, spec(s, 300*time.Millisecond), netip.MustParseAddrPort("192.0.2.2:80")), false, KindTimeout, "timeout after 300ms")
+	}
+}
+
+// TestEventLoopConnectTimeout runs a plain tcp check whose handshake never
+// completes through the manager's event loop, on the test's goroutine (its
+// thread is in the namespace, and the loop's sockets are made there).
+func TestEventLoopConnectTimeout(t *testing.T) {
+	icmpNetns(t, false)
+	silentNet(t)
+	m := NewManager(Options{rand: func(int64) int64 { return 0 }})
+	s := spec(Spec{Type: TypeTCP}, 300*time.Millisecond)
+	o := owner("svc", netip.MustParseAddrPort("192.0.2.2:80"))
+	if err := m.Update([]Want{{Owner: o, Spec: s}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := statusOf(m, o)
+	if st.Checks != 1 {
+		t.Fatalf("%d checks ran", st.Checks)
+	}
+	wantResult(t, st.Last, false, KindTimeout, "timeout after 300ms")
+	if l := st.Last.Latency; l < 300*time.Millisecond || l > 300*time.Millisecond+minTick+slack {
+		t.Errorf("latency %s with a timeout of 300ms", l)
 	}
 }

@@ -61,12 +61,11 @@ func (r *recorder) last() map[Owner]State {
 // counter is a TCP listener that counts the connections it accepts and
 // can be stopped and started again on the same port.
 type counter struct {
-	t     *testing.T
-	addr  netip.AddrPort
-	n     atomic.Int64
-	mu    sync.Mutex
-	l     net.Listener
-	ready chan struct{}
+	t    *testing.T
+	addr netip.AddrPort
+	n    atomic.Int64
+	mu   sync.Mutex
+	l    net.Listener
 }
 
 func newCounter(t *testing.T) *counter {

@@ -3,7 +3,6 @@ package healthz
 import (
 	"net"
 	"net/http/httptest"
-	"net/netip"
 	"testing"
 	"time"
 )
@@ -22,14 +21,7 @@ func TestEventLoopChecks(t *testing.T) {
 	open := listen(t, func(c net.Conn) { c.Close() })
 	refused := closedPort(t, "tcp")
 
-	for _, c := range []struct {
-		name   string
-		s      Spec
-		addr   netip.AddrPort
-		ok     bool
-		kind   string
-		reason string
-	}{
+	for _, c := range []checkCase{
 		{"tcp", Spec{Type: TypeTCP}, open, true, "", "connected"},
 		{"tcp refused", Spec{Type: TypeTCP}, refused, false, KindRefused, "connect: connection refused"},
 		{"http 200", Spec{Type: TypeHTTP, Path: "/ok"}, web, true, "", "HTTP 200"},

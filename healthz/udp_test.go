@@ -37,14 +37,7 @@ func TestUDP(t *testing.T) {
 	echo := udpServer(t, func(b []byte) []byte { return bytes.Clone(b) })
 	silent := udpServer(t, func([]byte) []byte { return nil })
 	wrong := udpServer(t, func([]byte) []byte { return []byte("NAK") })
-	for _, c := range []struct {
-		name   string
-		s      Spec
-		addr   netip.AddrPort
-		ok     bool
-		kind   string
-		reason string
-	}{
+	runCases(t, TypeUDP, timeout, []checkCase{
 		{"expected reply", Spec{Payload: "ping", Expect: "ping"}, echo, true, "", "reply of 4 bytes"},
 		{"any reply", Spec{Payload: "ping"}, echo, true, "", "reply of 4 bytes"},
 		{"wrong reply", Spec{Payload: "ping", Expect: "ping"}, wrong, false, KindMismatch, `reply "NAK" does not contain "ping"`},
@@ -52,10 +45,5 @@ func TestUDP(t *testing.T) {
 		{"no reply", Spec{Payload: "ping", Expect: "pong"}, silent, false, KindTimeout, "no reply within 300ms"},
 		{"port unreachable", Spec{Payload: "ping"}, closedPort(t, "udp"), false, KindRefused, "ICMP port unreachable"},
 		{"port unreachable with expect", Spec{Payload: "ping", Expect: "ping"}, closedPort(t, "udp"), false, KindRefused, "ICMP port unreachable"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			c.s.Type = TypeUDP
-			wantResult(t, runCheck(t, spec(c.s, timeout), c.addr), c.ok, c.kind, c.reason)
-		})
-	}
+	})
 }

@@ -10,7 +10,9 @@
 // desired set, as on a reload): it starts new ones, stops removed ones and
 // keeps unchanged ones with their state and history. An identical check of
 // the same target shared by several virtual services runs once and its
-// result fans out to every owner. Each check passes through a rise/fall
+// result fans out to every owner. Plain tcp checks and http checks of the
+// status alone run in the Manager's event loop on non-blocking sockets
+// (reactor.go); the others run on worker goroutines. Each check passes through a rise/fall
 // state machine (Machine): a new target is unknown, not up, until it
 // passes rise checks; a state restored by the caller can seed it as up.
 // Transitions reach a Sink in batches, and the Manager is a

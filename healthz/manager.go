@@ -87,8 +87,10 @@ type Options struct {
 	Sink Sink
 	// Log receives one line per transition of a check (nil: none).
 	Log *slog.Logger
-	// MaxConcurrent bounds the checks running at once; a check due while
-	// all slots are busy waits for one.
+	// MaxConcurrent bounds the checks under way at once in the event
+	// loop (plain tcp, status-only http) and, apart from those, the
+	// worker goroutines that run the other checks; a check due while all
+	// workers are busy waits for one.
 	MaxConcurrent int
 	// BatchWindow and BatchMax: a batch goes to the sink BatchWindow after
 	// its first transition or once it holds BatchMax owners.

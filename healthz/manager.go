@@ -27,9 +27,9 @@ const (
 	DefaultHistory       = 5
 	// minTick is the shortest sleep of the scheduler: checks due within
 	// it run together, so that thousands of checks a second cost at most
-	// a hundred wake-ups (a check starts up to minTick late, which does
+	// fifty wake-ups (a check starts up to minTick late, which does
 	// not add up from one interval to the next).
-	minTick = 10 * time.Millisecond
+	minTick = 20 * time.Millisecond
 	// workerIdle is how long a worker waits for a check before it ends.
 	workerIdle = 10 * time.Second
 )

@@ -171,12 +171,39 @@ func (t *Targets) CloseAll() {
 type Result struct {
 	Rate   float64 // checks a second, counted by the listeners
 	CPU    float64 // CPU seconds a second of the contender's processes
+	SysCPU float64 // CPU seconds a second of the whole machine (listeners, softirqs and timers included)
 	RSSMB  float64 // their resident memory at the end of the window
 	Detect []time.Duration
 }
 
 // CPUPer1k is the CPU (cores) per 1,000 checks a second.
 func (r Result) CPUPer1k() float64 { return r.CPU / (r.Rate / 1000) }
+
+// SysCPUPer1k is the machine's CPU (cores) per 1,000 checks a second.
+func (r Result) SysCPUPer1k() float64 { return r.SysCPU / (r.Rate / 1000) }
+
+// machineCPU returns the busy time of all CPUs in seconds (/proc/stat:
+// everything but idle and iowait).
+func machineCPU() (float64, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / 100, nil // USER_HZ
+}
 
 // P returns the q quantile of the detection latencies (nearest rank).
 func (r Result) P(q float64) time.Duration {
@@ -235,6 +262,10 @@ func (t *Targets) Steady(pids func() []int, warmup, window time.Duration) (Resul
 	if err != nil {
 		return Result{}, err
 	}
+	sys0, err := machineCPU()
+	if err != nil {
+		return Result{}, err
+	}
 	start := time.Now()
 	time.Sleep(window)
 	cpu1, rss, err := sum()
@@ -245,8 +276,12 @@ func (t *Targets) Steady(pids func() []int, warmup, window time.Duration) (Resul
 	if err != nil {
 		return Result{}, err
 	}
+	sys1, err := machineCPU()
+	if err != nil {
+		return Result{}, err
+	}
 	took := time.Since(start).Seconds()
-	return Result{Rate: float64(n1-n0) / took, CPU: (cpu1 - cpu0) / took, RSSMB: rss}, nil
+	return Result{Rate: float64(n1-n0) / took, CPU: (cpu1 - cpu0) / took, SysCPU: (sys1 - sys0) / took, RSSMB: rss}, nil
 }
 
 // Detect stops the listeners of ports and returns, for each of their
@@ -402,13 +437,13 @@ type Row struct {
 // Table prints the results side by side.
 func Table(w io.Writer, title string, rows ...Row) {
 	fmt.Fprintf(w, "\n%s\n", title)
-	fmt.Fprintf(w, "  %-22s %10s %12s %14s %8s %11s %11s %11s\n", "contender", "checks/s", "CPU (cores)", "CPU per 1k/s", "RSS MB", "detect p50", "detect p99", "detect max")
+	fmt.Fprintf(w, "  %-22s %10s %12s %14s %16s %8s %11s %11s %11s\n", "contender", "checks/s", "CPU (cores)", "CPU per 1k/s", "machine per 1k/s", "RSS MB", "detect p50", "detect p99", "detect max")
 	for _, r := range rows {
 		maxd := time.Duration(0)
 		if len(r.R.Detect) > 0 {
 			maxd = slices.Max(r.R.Detect)
 		}
-		fmt.Fprintf(w, "  %-22s %10.0f %12.3f %14.3f %8.1f %11s %11s %11s\n", r.Name, r.R.Rate, r.R.CPU, r.R.CPUPer1k(), r.R.RSSMB,
+		fmt.Fprintf(w, "  %-22s %10.0f %12.3f %14.3f %16.3f %8.1f %11s %11s %11s\n", r.Name, r.R.Rate, r.R.CPU, r.R.CPUPer1k(), r.R.SysCPUPer1k(), r.R.RSSMB,
 			r.R.P(0.5).Round(time.Millisecond), r.R.P(0.99).Round(time.Millisecond), maxd.Round(time.Millisecond))
 	}
 }

@@ -197,11 +197,13 @@ func hcRate(name string, def int) int {
 }
 
 // BenchmarkHealthChecks runs the same TCP checks (LVS_HC_TCP_RATE checks
-// a second) and HTTP checks (LVS_HC_HTTP_RATE) with lvs-node's checker and
-// with keepalived's, one after the other against the same listeners in a
-// namespace of the VM: targets = rate x interval (1 s), 100 target
-// addresses per listener port. For each: checks a second seen by the
-// listeners, CPU per 1,000 checks a second, resident memory, and the time
+// a second, 400 by default) and HTTP checks (LVS_HC_HTTP_RATE, 200) with
+// lvs-node's checker and with keepalived's, one after the other against
+// the same listeners in a namespace of the VM: targets = rate x interval
+// (1 s), 100 target addresses per listener port. The rates are what the
+// emulated VM sustains with the listeners in it. For each: checks a
+// second (connections the kernel completed), CPU per 1,000 checks a
+// second of the contender and of the whole VM, resident memory, and the time
 // from stopping two listeners (200 targets) until each target is
 // reported down (healthz: delivered to its sink; keepalived: weight 0 in
 // the kernel).

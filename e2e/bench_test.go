@@ -212,14 +212,7 @@ func keepalivedTime(b *testing.B, h *topo.Host, dir string, conf string, n int, 
 	// keepalived adds services in the order of the file and each
 	// service's real servers right after it: poll the last service's real
 	// servers (one small dump) every 2 ms, then confirm the whole table.
-	var mh *mobyipvs.Handle
-	if err := h.Do(func() error {
-		var err error
-		mh, err = mobyipvs.New("")
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
+	mh := ipvsHandle(b, h)
 	defer mh.Close()
 	probe := &mobyipvs.Service{AddressFamily: af4, Protocol: uint16(ipvs.TCP), Address: net.IP(last.Addr.AsSlice()), Port: last.Port}
 	start := time.Now()

@@ -1,0 +1,357 @@
+package healthz
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The scheduler is an event loop of its own, as keepalived's checker is:
+// one goroutine waits on an epoll set that holds the sockets of the checks
+// under way and an eventfd that wakes it, until the next check is due.
+// The epoll set is itself registered with the Go runtime's poller, and
+// the goroutine parks there (with a deadline) rather than in a blocking
+// epoll_wait(2): a thread blocked in a system call would make the
+// runtime's monitor take its processor away and wake up often. Plain tcp checks and http checks
+// that look at the status only (no TLS, no expect_body) run in it as
+// small state machines on non-blocking sockets: no goroutine, no
+// hand-over between threads, a dozen system calls a check. Every other
+// check is handed to a worker goroutine (Manager.hand).
+
+// reactiveChecker is a Checker whose check the event loop may run itself:
+// reactive returns how, or nil when this check needs a worker.
+type reactiveChecker interface {
+	reactive() reactive
+}
+
+// reactive is a check the event loop runs itself.
+type reactive interface {
+	// request is written once connected; nil for a plain connect check.
+	request() []byte
+	// verdict decides from the reply read so far (eof: the peer closed),
+	// or returns false to read more.
+	verdict(start time.Time, reply []byte, eof bool) (Result, bool)
+}
+
+// flight is a reactive check under way.
+type flight struct {
+	p         *probe
+	rc        reactive
+	fd        int
+	start     time.Time
+	deadline  time.Time
+	req       []byte // left to write
+	buf       []byte // read so far
+	connected bool
+	reading   bool
+}
+
+// maxStatusLine bounds what an event-loop http check reads to find the
+// status line.
+const maxStatusLine = 512
+
+// loop is the event loop's state, owned by its goroutine.
+type loop struct {
+	m       *Manager
+	epfd    int
+	ep      *os.File // epfd, registered with the runtime's poller
+	raw     syscall.RawConn
+	evfd    int
+	flights map[int32]*flight
+	events  []unix.EpollEvent
+
+	mu     sync.Mutex // wake against close: a closed eventfd's number may be reused
+	closed bool
+}
+
+func newLoop(m *Manager) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	raw, err := ep.SyscallConn()
+	if err != nil {
+		unix.Close(evfd)
+		ep.Close()
+		return nil, err
+	}
+	return &loop{m: m, epfd: epfd, ep: ep, raw: raw, evfd: evfd, flights: map[int32]*flight{}, events: make([]unix.EpollEvent, 128)}, nil
+}
+
+// poll waits until the epoll set has events or deadline passes, and
+// returns the events.
+func (l *loop) poll(deadline time.Time) []unix.EpollEvent {
+	_ = l.ep.SetReadDeadline(deadline)
+	n := 0
+	_ = l.raw.Read(func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		if e != 0 {
+			return e != unix.EINTR && e != unix.EAGAIN
+		}
+		n = int(r)
+		return n > 0
+	})
+	return l.events[:n]
+}
+
+// wake makes epoll_wait return.
+func (l *loop) wake() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		one := uint64(1)
+		_, _, _ = unix.RawSyscall(unix.SYS_WRITE, uintptr(l.evfd), uintptr(unsafe.Pointer(&one)), 8)
+	}
+}
+
+func (l *loop) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for fd := range l.flights {
+		rawClose(int(fd), true)
+	}
+	unix.Close(l.evfd)
+	l.ep.Close()
+}
+
+// run starts due checks, runs the reactive ones and hands the others to
+// workers, until ctx ends.
+func (l *loop) run(ctx context.Context) {
+	m := l.m
+	stop := context.AfterFunc(ctx, l.wake)
+	defer stop()
+	var due []*probe
+	for ctx.Err() == nil {
+		m.mu.Lock()
+		now := time.Now()
+		due = due[:0]
+		for len(m.queue) > 0 && !m.queue[0].next.After(now.Add(minTick/2)) {
+			due = append(due, heap.Pop(&m.queue).(*probe))
+		}
+		next := now.Add(time.Hour)
+		if len(m.queue) > 0 {
+			next = m.queue[0].next
+		}
+		m.mu.Unlock()
+		for _, p := range due {
+			if p.rc != nil && len(l.flights) < m.opts.MaxConcurrent {
+				l.begin(p, p.rc)
+				continue
+			}
+			if !m.hand(ctx, job{p: p, run: p.checker.Check}) {
+				return
+			}
+		}
+		now = time.Now()
+		for _, f := range l.flights {
+			if !f.deadline.After(now) {
+				l.finish(f, fail(f.start, KindTimeout, "timeout after %s", f.p.spec.Timeout))
+			} else if f.deadline.Before(next) {
+				next = f.deadline
+			}
+		}
+		for _, ev := range l.poll(now.Add(max(next.Sub(now), minTick))) {
+			if int(ev.Fd) == l.evfd {
+				var b [8]byte
+				_, _ = unix.Read(l.evfd, b[:])
+				continue
+			}
+			if f := l.flights[ev.Fd]; f != nil {
+				l.step(f, ev.Events)
+			}
+		}
+	}
+}
+
+// begin starts a reactive check.
+func (l *loop) begin(p *probe, rc reactive) {
+	start := time.Now()
+	fd, done, err := connectTCP(p.target.Addr)
+	if err != nil {
+		l.m.record(p, failErr(context.Background(), start, p.spec.Timeout.D(), err))
+		return
+	}
+	f := &flight{p: p, rc: rc, fd: fd, start: start, deadline: start.Add(p.spec.Timeout.D()), req: rc.request()}
+	if done && f.req == nil {
+		rawClose(fd, true)
+		l.m.record(p, pass(start, "connected"))
+		return
+	}
+	events := uint32(unix.EPOLLOUT)
+	if done {
+		f.connected = true
+		if r, over := l.talk(f); over {
+			rawClose(fd, true)
+			l.m.record(p, r)
+			return
+		}
+		events = unix.EPOLLIN
+		if !f.reading {
+			events = unix.EPOLLOUT
+		}
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)}); err != nil {
+		rawClose(fd, false)
+		l.m.record(p, fail(start, KindOther, "epoll_ctl: %v", err))
+		return
+	}
+	l.flights[int32(fd)] = f
+}
+
+// step moves a check on after an event of its socket.
+func (l *loop) step(f *flight, _ uint32) {
+	if !f.connected {
+		if err := sockError(f.fd); err != nil {
+			l.finish(f, failErr(context.Background(), f.start, f.p.spec.Timeout.D(), err))
+			return
+		}
+		f.connected = true
+		if f.req == nil {
+			l.finish(f, pass(f.start, "connected"))
+			return
+		}
+	}
+	wasReading := f.reading
+	r, over := l.talk(f)
+	if over {
+		l.finish(f, r)
+		return
+	}
+	if f.reading && !wasReading {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, f.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(f.fd)})
+	}
+}
+
+// talk writes what is left of the request and reads what has come,
+// without waiting. It returns the result once the check is decided.
+func (l *loop) talk(f *flight) (Result, bool) {
+	for !f.reading {
+		n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(f.fd), uintptr(unsafe.Pointer(&f.req[0])), uintptr(len(f.req)))
+		switch {
+		case e == unix.EAGAIN:
+			return Result{}, false
+		case e != 0:
+			return failErr(context.Background(), f.start, f.p.spec.Timeout.D(), os.NewSyscallError("write", e)), true
+		}
+		if f.req = f.req[n:]; len(f.req) == 0 {
+			f.reading = true
+			f.buf = make([]byte, 0, maxStatusLine)
+		}
+	}
+	for {
+		room := f.buf[len(f.buf):cap(f.buf)]
+		if len(room) == 0 {
+			return f.rc.verdict(f.start, f.buf, true)
+		}
+		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(f.fd), uintptr(unsafe.Pointer(&room[0])), uintptr(len(room)))
+		switch {
+		case e == unix.EAGAIN:
+			return f.rc.verdict(f.start, f.buf, false)
+		case e != 0:
+			if r, over := f.rc.verdict(f.start, f.buf, false); over {
+				return r, true
+			}
+			return failErr(context.Background(), f.start, f.p.spec.Timeout.D(), os.NewSyscallError("read", e)), true
+		case n == 0:
+			return f.rc.verdict(f.start, f.buf, true)
+		}
+		f.buf = f.buf[:len(f.buf)+int(n)]
+		if r, over := f.rc.verdict(f.start, f.buf, false); over {
+			return r, true
+		}
+	}
+}
+
+// finish closes a check's socket (closing takes it out of the epoll set)
+// and records its result.
+func (l *loop) finish(f *flight, r Result) {
+	delete(l.flights, int32(f.fd))
+	rawClose(f.fd, true)
+	l.m.record(f.p, r)
+}
+
+// A plain tcp check is reactive.
+func (c *tcpChecker) reactive() reactive {
+	if c.send != nil || c.expect != nil {
+		return nil
+	}
+	return c
+}
+
+func (c *tcpChecker) request() []byte { return nil }
+
+func (c *tcpChecker) verdict(start time.Time, _ []byte, _ bool) (Result, bool) {
+	return pass(start, "connected"), true
+}
+
+// An http check that looks at the status line only is reactive.
+func (c *httpChecker) reactive() reactive {
+	if c.tls != nil || c.body != nil {
+		return nil
+	}
+	return reactiveHTTP{c}
+}
+
+// reactiveHTTP is an http check that looks at the status line only.
+type reactiveHTTP struct{ *httpChecker }
+
+func (c reactiveHTTP) request() []byte { return c.req }
+
+func (c reactiveHTTP) verdict(start time.Time, reply []byte, eof bool) (Result, bool) {
+	line, _, complete := bytes.Cut(reply, []byte("\n"))
+	if !complete && !eof {
+		return Result{}, false
+	}
+	if len(reply) == 0 {
+		return fail(start, KindProtocol, "connection closed before an HTTP reply"), true
+	}
+	code, err := statusCode(line)
+	if err != nil {
+		return fail(start, KindProtocol, "not an HTTP reply"), true
+	}
+	if !c.statusOK(code) {
+		return fail(start, KindStatus, "HTTP %d", code), true
+	}
+	return passf(start, "HTTP %d", code), true
+}
+
+// statusCode reads the code of an HTTP/1.x status line.
+func statusCode(line []byte) (int, error) {
+	line = bytes.TrimRight(line, "\r")
+	rest, ok := bytes.CutPrefix(line, []byte("HTTP/1."))
+	if !ok || len(rest) < 5 || rest[1] != ' ' || len(rest) > 5 && rest[5] != ' ' {
+		return 0, errors.New("malformed status line")
+	}
+	code, err := strconv.Atoi(string(rest[2:5]))
+	if err != nil || code < 100 || code > 999 {
+		return 0, fmt.Errorf("malformed status code %q", rest[2:5])
+	}
+	return code, nil
+}

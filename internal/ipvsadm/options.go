@@ -527,7 +527,6 @@ func (c *command) checkTunnel() error {
 	return nil
 }
 
-
 // parseAddrPort reads "1.2.3.4", "1.2.3.4:80", "[2001:db8::1]:80" or a
 // bare IPv6 address, as ipvsadm's parse_service does: the port may be a
 // number or a service name looked up for the service's protocol (what

@@ -235,4 +235,3 @@ func (r *Rules) apply(c *command) error {
 	}
 	return nil
 }
-

@@ -34,13 +34,18 @@ type Rules struct {
 	t        *ipvs.Table
 	services Services
 	loader   servicesOnce
+	where    map[ipvs.ServiceKey]Pos // the -A of each service
 }
 
 // NewRules starts from an empty table. Port names are looked up in
 // services; nil reads DefaultServicesFile at the first name.
 func NewRules(services Services) *Rules {
-	return &Rules{t: &ipvs.Table{}, services: services}
+	return &Rules{t: &ipvs.Table{}, services: services, where: map[ipvs.ServiceKey]Pos{}}
 }
+
+// Where returns the position of the command that added the service of
+// an entry of Table.
+func (r *Rules) Where(se ipvs.ServiceEntry) Pos { return r.where[key(se.Service)] }
 
 // Table returns the table built so far.
 func (r *Rules) Table() *ipvs.Table { return r.t }
@@ -194,6 +199,7 @@ func (r *Rules) apply(c *command) error {
 		}
 		c.svc.ServiceKey = k
 		r.t.Services = append(r.t.Services, ipvs.ServiceEntry{Service: c.svc})
+		r.where[k] = c.svcCol
 		return nil
 	case "edit-service", "delete-service", "add-server", "edit-server", "delete-server":
 		if i < 0 {

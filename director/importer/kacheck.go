@@ -105,16 +105,24 @@ func (rs *kaRS) check(vs *kaVS) (*checkOut, []string) {
 	if len(rs.checkers) == 0 {
 		return nil, nil
 	}
+	types := map[string]string{"TCP_CHECK": "tcp", "HTTP_GET": "http", "SSL_GET": "https", "MISC_CHECK": "exec",
+		"DNS_CHECK": "dns", "UDP_CHECK": "udp", "PING_CHECK": "icmp"}
+	var c *kaNode
 	var notes []string
-	for _, o := range rs.checkers[1:] {
-		notes = append(notes, fmt.Sprintf("%s (not mapped: keepalived wants every checker of a server to pass; the director runs one health check per server)", summarize(o)))
+	for _, o := range rs.checkers {
+		switch {
+		case types[o.keyword()] == "":
+			notes = append(notes, fmt.Sprintf("%s (not mapped: the director has no such check)", summarize(o)))
+		case c == nil:
+			c = o
+		default:
+			notes = append(notes, fmt.Sprintf("%s (not mapped: keepalived wants every checker of a server to pass; the director runs one health check per server)", summarize(o)))
+		}
 	}
-	c := rs.checkers[0]
-	typ := map[string]string{"TCP_CHECK": "tcp", "HTTP_GET": "http", "SSL_GET": "https", "MISC_CHECK": "exec",
-		"DNS_CHECK": "dns", "UDP_CHECK": "udp", "PING_CHECK": "icmp"}[c.keyword()]
-	if typ == "" {
-		return nil, append(notes, fmt.Sprintf("%s (not mapped: the director has no such check)", summarize(c)))
+	if c == nil {
+		return nil, notes
 	}
+	typ := types[c.keyword()]
 	k := &kaChecker{typ: typ, node: c}
 	for _, ch := range c.children {
 		if ch.cond != "" {
@@ -174,8 +182,12 @@ func (rs *kaRS) check(vs *kaVS) (*checkOut, []string) {
 	out.set("on_failure", onFailure)
 	notes = append(notes, "rise 1: keepalived has no rise for real-server checks; one success brings a server back")
 	if retry > 0 {
-		notes = append(notes, fmt.Sprintf("fall %d: keepalived retries %d times, %s apart, before it marks a server down (the director checks every %s)",
-			retry+1, retry, fmtDur(dbr), fmtDur(interval)))
+		times := fmt.Sprintf("%d times", retry)
+		if retry == 1 {
+			times = "once"
+		}
+		notes = append(notes, fmt.Sprintf("fall %d: keepalived retries %s, %s apart, before it marks a server down (the director checks every %s)",
+			retry+1, times, fmtDur(dbr), fmtDur(interval)))
 	}
 	if t.alpha != nil && *t.alpha {
 		notes = append(notes, "alpha: keepalived starts these servers as down until their first check succeeds")
@@ -183,7 +195,6 @@ func (rs *kaRS) check(vs *kaVS) (*checkOut, []string) {
 	if t.warmup != nil {
 		notes = append(notes, fmt.Sprintf("warmup %s (not mapped: keepalived delays the first check by a random time up to it)", fmtDur(*t.warmup)))
 	}
-	notes = append(notes, k.notes...)
 	switch typ {
 	case "http", "https":
 		k.http(out, rs, vs)
@@ -221,7 +232,7 @@ func (rs *kaRS) check(vs *kaVS) (*checkOut, []string) {
 	if k.connectPort != 0 {
 		out.set("port", strconv.Itoa(int(k.connectPort)))
 	}
-	return out, notes
+	return out, append(notes, k.notes...)
 }
 
 // kaChecker holds a checker block's settings.
@@ -254,6 +265,7 @@ func (k *kaChecker) keyword(c *kaNode) {
 		return
 	case "nb_get_retry":
 		if k.typ == "http" || k.typ == "https" {
+			k.notes = append(k.notes, c.text()+": the old name of retry (keepalived warns that it is deprecated)")
 			if err := k.timers.keyword(c); err != nil {
 				k.notes = append(k.notes, ignored(c, err.Error()))
 			}

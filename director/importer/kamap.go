@@ -64,9 +64,7 @@ func FromKeepalived(r io.Reader, name string, opts Options) (*Result, error) {
 			d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s (not mapped)", n.line(), summarize(n)))
 		}
 	}
-	for _, n := range notes {
-		d.trailer = append(d.trailer, n)
-	}
+	d.trailer = append(d.trailer, notes...)
 	return d.result(), nil
 }
 
@@ -108,9 +106,9 @@ type kaFwd struct {
 // server unless it sets them itself.
 type kaTimers struct {
 	delayLoop, connTimeout, delayBeforeRetry, warmup *time.Duration
-	retry                                          *uint64
-	inhibit, alpha                                 *bool
-	virtualhost                                    string
+	retry                                            *uint64
+	inhibit, alpha                                   *bool
+	virtualhost                                      string
 }
 
 // inherit fills what t does not set from parent.
@@ -170,17 +168,16 @@ type kaSorry struct {
 
 // kaRS is a real_server.
 type kaRS struct {
-	node      *kaNode
-	addr      netip.Addr
-	port      uint16
-	weight    *int64
-	fwd       kaFwd
-	upper     uint32
-	lower     uint32
-	timers    kaTimers
-	checkers  []*kaNode
-	comments  []string
-	vsVirtual string
+	node     *kaNode
+	addr     netip.Addr
+	port     uint16
+	weight   *int64
+	fwd      kaFwd
+	upper    uint32
+	lower    uint32
+	timers   kaTimers
+	checkers []*kaNode
+	comments []string
 }
 
 // ignored is the comment for a statement keepalived reads but rejects.

@@ -49,18 +49,18 @@ type shNote struct {
 }
 
 type shellRun struct {
-	file   string
-	src    []byte
-	rules  *ipvsadm.Rules
-	vars   map[string]shVar
-	funcs  map[string]*syntax.Stmt
-	args   []shVar
+	file    string
+	src     []byte
+	rules   *ipvsadm.Rules
+	vars    map[string]shVar
+	funcs   map[string]*syntax.Stmt
+	args    []shVar
 	sourced []string // "FILE (line N)" of files sourced and not read
-	notes  []shNote
-	steps  int
-	depth  int
-	exited bool // exit ran
-	ret    bool // return ran in the current function
+	notes   []shNote
+	steps   int
+	depth   int
+	exited  bool // exit ran
+	ret     bool // return ran in the current function
 }
 
 // errStatic is the cause of an error on what cannot be known statically.
@@ -84,7 +84,7 @@ func (s *shellRun) text(n syntax.Node) string {
 	if i := strings.IndexByte(t, '\n'); i >= 0 {
 		t = strings.TrimRight(t[:i], " \\") + " ..."
 	}
-	return strings.TrimSpace(t)
+	return strings.TrimRight(strings.TrimSpace(t), ";&")
 }
 
 func (s *shellRun) note(n syntax.Node, reason string) {
@@ -207,12 +207,13 @@ func (s *shellRun) paramErr(pe *syntax.ParamExp) error {
 	if ok && v.unknown != "" {
 		return s.errAt(pe.Pos(), "$%s %v: %s", name, errStatic, v.unknown)
 	}
-	if !ok && !hasDefault(pe) {
-		hint := "set it in the script or import a copy of the script that sets it"
-		if len(s.sourced) > 0 {
-			hint = "it may come from " + strings.Join(s.sourced, ", ") + ", which is not read: " + hint
-		}
-		return s.errAt(pe.Pos(), "$%s is not set by the script (it would come from the environment); %s", name, hint)
+	switch {
+	case ok:
+	case len(s.sourced) > 0:
+		return s.errAt(pe.Pos(), "$%s is not set by the script itself: it may come from %s, which the import does not read; set it in a copy of the script",
+			name, strings.Join(s.sourced, ", "))
+	case !hasDefault(pe):
+		return s.errAt(pe.Pos(), "$%s is not set by the script (it would come from the environment); set it in a copy of the script", name)
 	}
 	return nil
 }
@@ -467,9 +468,12 @@ func (s *shellRun) call(st *syntax.Stmt, c *syntax.CallExpr) error {
 		s.ret = true
 		return nil
 	case ".", "source":
-		file := s.text(st)
-		s.sourced = append(s.sourced, fmt.Sprintf("%q (line %d)", strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(file, "source"), ".")), st.Pos().Line()))
-		s.note(st, "sourced file not read: import cannot see its variables")
+		file := "?"
+		if next < len(c.Args) {
+			file = s.text(c.Args[next])
+		}
+		s.sourced = append(s.sourced, fmt.Sprintf("%s (line %d)", file, st.Pos().Line()))
+		s.note(st, "sourced file not read: the import cannot see the variables it sets")
 		return nil
 	case "shift":
 		if len(s.args) > 0 {
@@ -611,7 +615,7 @@ func (s *shellRun) savedRule(line int, text string, verbatim bool) error {
 type tri struct {
 	known bool
 	val   bool
-	why   string // when not known
+	why   string // when not known, or what a known value assumes
 	ran   bool   // a command that ran, assumed to succeed
 }
 
@@ -755,7 +759,9 @@ func testArgs(a []string) tri {
 		}
 		if len(a[0]) == 2 && a[0][0] == '-' && path.Base(a[1]) == "ipvsadm" {
 			// The script runs ipvsadm: it is installed on the director.
-			return known(a[0] != "-z" && a[0] != "-L" && a[0] != "-h")
+			t := known(a[0] != "-z" && a[0] != "-L" && a[0] != "-h")
+			t.why = "the script runs ipvsadm, so it is installed"
+			return t
 		}
 		if len(a[0]) == 2 && a[0][0] == '-' {
 			return unknownCond(fmt.Sprintf("test %s %s depends on the director's files or terminal", a[0], a[1]))
@@ -915,6 +921,9 @@ func (s *shellRun) binary(st *syntax.Stmt, c *syntax.BinaryCmd) error {
 		}
 		if s.effects([]*syntax.Stmt{c.Y}) || exits([]*syntax.Stmt{c.Y}) {
 			why := fmt.Sprintf("%s is %v when the script runs with %q", s.text(c.X), x.val, scriptArg)
+			if x.why != "" {
+				why = fmt.Sprintf("%s is taken as %v (%s)", s.text(c.X), x.val, x.why)
+			}
 			if x.ran {
 				why = s.text(c.X) + " is assumed to succeed"
 			}
@@ -941,6 +950,12 @@ func (s *shellRun) unknownFlow(at syntax.Node, body syntax.Node, why string) err
 	if s.effectsNode(body) {
 		return s.errAt(at.Pos(), "cannot know whether %s changes the table: it depends on %s", shorten(s.text(at), 60), why)
 	}
+	syntax.Walk(body, func(n syntax.Node) bool {
+		if c, ok := n.(*syntax.CallExpr); ok && len(c.Args) > 1 && (c.Args[0].Lit() == "." || c.Args[0].Lit() == "source") {
+			s.sourced = append(s.sourced, fmt.Sprintf("%s (line %d)", s.text(c.Args[1]), c.Pos().Line()))
+		}
+		return true
+	})
 	for _, n := range assignedIn(body) {
 		s.vars[n] = shVar{unknown: fmt.Sprintf("set at line %d only if %s", at.Pos().Line(), why)}
 	}

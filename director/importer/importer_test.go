@@ -736,3 +736,23 @@ func runPeer(t *testing.T, bin string, args ...string) (string, error) {
 	}
 	return string(out), err
 }
+
+// TestRunawayInputs: inputs that grow without end are refused quickly.
+func TestRunawayInputs(t *testing.T) {
+	double := "x=a\n" + strings.Repeat("x=$x$x$x$x$x$x$x$x\n", 9) + "ipvsadm -A -t $x:80\n"
+	for _, tc := range []struct{ in, want string }{
+		{double, "s.sh:11:15: $x cannot be known without running the script: its value at line 7 is longer than 65536 bytes"},
+		{"f() { f; f; }\nf\n", "functions nest deeper than 64 calls"},
+		{"while :; do ipvsadm -A -f 1; done\n", "s.sh:1:1: cannot know whether"},
+	} {
+		start := time.Now()
+		_, err := FromIpvsadm(strings.NewReader(tc.in), "s.sh", Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || time.Since(start) > 5*time.Second {
+			t.Errorf("%.40q: %v after %v, want %s", tc.in, err, time.Since(start), tc.want)
+		}
+	}
+	_, err := FromKeepalived(strings.NewReader("$A=$A $A\nvirtual_server $A 80 {\n}\n"), "k.conf", Options{})
+	if err == nil || !strings.Contains(err.Error(), "k.conf:2:1: macro expansion does not end") {
+		t.Errorf("self-referencing macro: %v", err)
+	}
+}

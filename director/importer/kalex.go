@@ -139,6 +139,13 @@ type kaReader struct {
 // file including itself would never end).
 const maxIncludeDepth = 16
 
+// Bounds on macro expansion: rounds of replacement on one line and the
+// length of the line they give.
+const (
+	maxMacroRounds = 32
+	maxLineLen     = 64 << 10
+)
+
 func (o Options) fsys() fs.FS {
 	if o.FS != nil {
 		return o.FS
@@ -263,7 +270,8 @@ func blankName(r rune) string {
 // reports a trailing backslash (a continued definition).
 func decomment(m mapped) (mapped, bool) {
 	m = m.trimLeft(" \t")
-	var out mapped
+	var b strings.Builder
+	cols := make([]int, 0, len(m.cols))
 	quote, cont := false, false
 	for i := 0; i < len(m.s); i++ {
 		c := m.s[i]
@@ -271,15 +279,13 @@ func decomment(m mapped) (mapped, bool) {
 		case c == '"':
 			quote = !quote
 		case c == '\\' && i+1 < len(m.s):
-			if !quote && (m.s[i+1] == '#' || m.s[i+1] == '!') {
-				i++
-				c = m.s[i]
-			} else {
-				out.s += m.s[i : i+2]
-				out.cols = append(out.cols, m.cols[i], m.cols[i+1])
+			if quote || (m.s[i+1] != '#' && m.s[i+1] != '!') {
+				b.WriteString(m.s[i : i+2])
+				cols = append(cols, m.cols[i], m.cols[i+1])
 				i++
 				continue
 			}
+			i++ // an escaped comment character: keep it, drop the backslash
 		case c == '\\':
 			cont = true
 			i = len(m.s)
@@ -288,10 +294,10 @@ func decomment(m mapped) (mapped, bool) {
 			i = len(m.s)
 			continue
 		}
-		out.s += string(c)
-		out.cols = append(out.cols, m.cols[i])
+		b.WriteByte(m.s[i])
+		cols = append(cols, m.cols[i])
 	}
-	return out.trimRight(" \t"), cont
+	return mapped{b.String(), cols}.trimRight(" \t"), cont
 }
 
 // line preprocesses one physical line.
@@ -315,8 +321,11 @@ func (k *kaReader) line(raw string, p kaPos, abs string) error {
 		return nil
 	}
 	cond := ""
-	for recheck := true; recheck; {
+	for round, recheck := 0, true; recheck; round++ {
 		recheck = false
+		if round > maxMacroRounds || len(m.s) > maxLineLen {
+			return kaPos{p.file, p.line, 1}.errorf("macro expansion does not end (a definition that uses itself?)")
+		}
 		if strings.HasPrefix(m.s, "@") {
 			i := strings.IndexAny(m.s, " \t")
 			if i < 0 {
@@ -395,12 +404,16 @@ func isAlnum(c byte) bool { return isAlpha(c) || c >= '0' && c <= '9' }
 // replace substitutes $NAME and ${NAME} of known definitions. A
 // multi-line definition used alone on a line gives several lines.
 func (k *kaReader) replace(m mapped, p kaPos) ([]mapped, bool, error) {
-	var out mapped
+	var b strings.Builder
+	var cols []int
+	keep := func(i int) {
+		b.WriteByte(m.s[i])
+		cols = append(cols, m.cols[i])
+	}
 	changed := false
 	for i := 0; i < len(m.s); i++ {
 		if m.s[i] != '$' || i+1 >= len(m.s) {
-			out.s += m.s[i : i+1]
-			out.cols = append(out.cols, m.cols[i])
+			keep(i)
 			continue
 		}
 		j, braces := i+1, false
@@ -409,8 +422,7 @@ func (k *kaReader) replace(m mapped, p kaPos) ([]mapped, bool, error) {
 		}
 		start := j
 		if j >= len(m.s) || !(isAlpha(m.s[j]) || m.s[j] == '_') {
-			out.s += "$"
-			out.cols = append(out.cols, m.cols[i])
+			keep(i)
 			continue
 		}
 		for j < len(m.s) && (isAlnum(m.s[j]) || m.s[j] == '_') {
@@ -423,20 +435,17 @@ func (k *kaReader) replace(m mapped, p kaPos) ([]mapped, bool, error) {
 				return nil, false, kaPos{p.file, p.line, m.col(i)}.errorf("parameterised definition ${%s ...} is not supported by the importer", name)
 			}
 			if j >= len(m.s) || m.s[j] != '}' {
-				out.s += "$"
-				out.cols = append(out.cols, m.cols[i])
+				keep(i)
 				continue
 			}
 			end = j + 1
 		} else if j < len(m.s) && !strings.ContainsRune(" \t,)", rune(m.s[j])) {
-			out.s += "$"
-			out.cols = append(out.cols, m.cols[i])
+			keep(i)
 			continue
 		}
 		d, ok := k.defs[name]
 		if !ok {
-			out.s += "$"
-			out.cols = append(out.cols, m.cols[i])
+			keep(i)
 			continue
 		}
 		changed = true
@@ -451,13 +460,16 @@ func (k *kaReader) replace(m mapped, p kaPos) ([]mapped, bool, error) {
 			return lines, true, nil
 		}
 		v := d.lines[0]
-		out.s += v
-		for range v {
-			out.cols = append(out.cols, m.cols[i])
+		if b.Len()+len(v) > maxLineLen {
+			return nil, false, kaPos{p.file, p.line, 1}.errorf("macro expansion does not end (a definition that uses itself?)")
+		}
+		b.WriteString(v)
+		for range len(v) {
+			cols = append(cols, m.cols[i])
 		}
 		i = end - 1
 	}
-	return []mapped{out}, changed, nil
+	return []mapped{{b.String(), cols}}, changed, nil
 }
 
 // withCol gives every byte the same source column.

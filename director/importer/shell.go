@@ -33,6 +33,7 @@ const scriptArg = "start"
 const (
 	maxShellSteps = 100000
 	maxCallDepth  = 64
+	maxVarLen     = 64 << 10
 )
 
 // shVar is a shell variable as far as it can be known statically.
@@ -65,6 +66,15 @@ type shellRun struct {
 
 // errStatic is the cause of an error on what cannot be known statically.
 var errStatic = errors.New("cannot be known without running the script")
+
+// unknownVarError is the use of a variable whose value cannot be known;
+// root says why, for variables assigned from it.
+type unknownVarError struct {
+	error
+	root string
+}
+
+func (e *unknownVarError) Unwrap() error { return e.error }
 
 func (s *shellRun) pos(p syntax.Pos) ipvsadm.Pos {
 	return ipvsadm.Pos{File: s.file, Line: int(p.Line()), Column: int(p.Col())}
@@ -205,7 +215,7 @@ func (s *shellRun) paramErr(pe *syntax.ParamExp) error {
 	}
 	v, ok := s.vars[name]
 	if ok && v.unknown != "" {
-		return s.errAt(pe.Pos(), "$%s %v: %s", name, errStatic, v.unknown)
+		return &unknownVarError{s.errAt(pe.Pos(), "$%s %v: %s", name, errStatic, v.unknown), v.unknown}
 	}
 	switch {
 	case ok:
@@ -353,7 +363,12 @@ func (s *shellRun) assign(a *syntax.Assign) {
 	val := ""
 	if a.Value != nil {
 		v, err := s.literal(a.Value)
-		if err != nil {
+		var uv *unknownVarError
+		switch {
+		case errors.As(err, &uv):
+			s.vars[name] = shVar{unknown: uv.root}
+			return
+		case err != nil:
 			s.vars[name] = shVar{unknown: fmt.Sprintf("assigned at line %d from %s", a.Pos().Line(), describe(err))}
 			return
 		}
@@ -365,6 +380,10 @@ func (s *shellRun) assign(a *syntax.Assign) {
 			return
 		}
 		val = old.val + val
+	}
+	if len(val) > maxVarLen {
+		s.vars[name] = shVar{unknown: fmt.Sprintf("its value at line %d is longer than %d bytes", a.Pos().Line(), maxVarLen)}
+		return
 	}
 	s.vars[name] = shVar{val: val}
 }

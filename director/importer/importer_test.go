@@ -756,3 +756,17 @@ func TestRunawayInputs(t *testing.T) {
 		t.Errorf("self-referencing macro: %v", err)
 	}
 }
+
+// TestPersistenceOrder: persistence_granularity makes a service
+// persistent (360s) in keepalived's pgr_handler; a later
+// persistence_timeout 0 is rejected and leaves that.
+func TestPersistenceOrder(t *testing.T) {
+	in := "virtual_server 10.0.0.1 80 {\n protocol TCP\n persistence_granularity 255.255.255.0\n persistence_timeout 0\n real_server 10.0.0.2 80 {\n }\n}\n"
+	res, err := FromKeepalived(strings.NewReader(in), "p.conf", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := table(t, "p", res.YAML); got != "-A -t 10.0.0.1:80 -s wlc -p 360 -M 255.255.255.0\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n" {
+		t.Errorf("got %s\n%s", got, res.YAML)
+	}
+}

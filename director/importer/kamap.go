@@ -285,7 +285,11 @@ func (vs *kaVS) keyword(c *kaNode) error {
 		t, err := strconv.ParseUint(c.arg(1), 10, 32)
 		if err != nil || t < 1 || t > 2678400 {
 			if c.arg(1) == "0" {
-				vs.comments = append(vs.comments, "persistence_timeout 0: not persistent (keepalived rejects 0 and keeps the service without persistence)")
+				if vs.persistence == 0 {
+					vs.comments = append(vs.comments, "persistence_timeout 0: not persistent (keepalived rejects 0 and keeps the service without persistence)")
+				} else {
+					vs.comments = append(vs.comments, fmt.Sprintf("persistence_timeout 0: keepalived rejects 0 and keeps the %ds set before", vs.persistence))
+				}
 				return nil
 			}
 			return c.at(1).errorf("persistence_timeout: want seconds from 1 to 2678400, got %q", c.arg(1))

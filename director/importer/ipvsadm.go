@@ -10,29 +10,35 @@ import (
 	"github.com/lvs-node/lvs-node/internal/ipvsadm"
 )
 
-// FromIpvsadm reads ipvsadm-save output (or a script of ipvsadm commands)
-// named name and returns an equivalent director.yaml. Commands that do not
-// describe the table (--set, --start-daemon, listing) and lines that are
-// not ipvsadm commands are listed as comments at the end. Malformed rules
-// are an error naming name:line:column.
-func FromIpvsadm(r io.Reader, name string) ([]byte, error) {
-	t, notes, err := ipvsadm.ParseScript(r, name)
+// FromIpvsadm reads ipvsadm-save output, or a shell script that runs
+// ipvsadm, named name, and returns an equivalent director.yaml. A script
+// is imported as run with "start" (see runShell): commands that do not
+// describe the table (--set, --start-daemon, listing), other commands and
+// branches not taken are listed as comments at the end. Malformed rules
+// and what cannot be known without running the script are errors naming
+// name:line:column.
+func FromIpvsadm(r io.Reader, name string, opts Options) (*Result, error) {
+	rules, notes, err := runShell(r, name, opts.Services)
 	if err != nil {
 		return nil, fmt.Errorf("import ipvsadm rules: %w", err)
 	}
 	d := &docOut{header: []string{
-		fmt.Sprintf("director.yaml imported from the ipvsadm rules in %s.", name),
+		fmt.Sprintf("director.yaml imported from the ipvsadm rules in %s (as run with %q).", name, scriptArg),
 		"Review it before use; anything that could not be mapped is listed in comments.",
 	}}
-	for _, se := range t.Services {
-		d.services = append(d.services, fromService(se))
+	for _, se := range rules.Table().Services {
+		v := fromService(se)
+		if len(v.real) == 0 && len(se.Dests) > 0 {
+			return nil, fmt.Errorf("import ipvsadm rules: %w", &ipvsadm.ParseError{Pos: rules.Where(se),
+				Msg: fmt.Sprintf("none of the %d real servers of this service can be imported (the director does not mix address families in one service yet): refusing to write an empty service", len(se.Dests))})
+		}
+		d.services = append(d.services, v)
 	}
 	for _, n := range notes {
-		d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s (%s)", n.Pos.Line, n.Text, n.Reason))
+		d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s (%s)", n.line, n.text, n.reason))
 	}
-	return d.render(), nil
+	return d.result(), nil
 }
-
 func fwdName(f ipvs.Forward) string {
 	switch f {
 	case ipvs.Masq:

@@ -2,9 +2,12 @@ package importer
 
 import (
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/lvs-node/lvs-node/internal/ipvsadm"
 )
 
 // vsOut is one virtual service as it will be written.
@@ -23,7 +26,20 @@ type vsOut struct {
 	onePacket  bool
 	forwarding string
 	real       []rsOut
-	comments   []string
+	comments   []string // input kept as comments
+	info       []string // how the import read the input
+	check      *checkOut
+	checkNotes []string
+	sorry      *sorryOut
+	quorum     int // quorum min_up, 0 for none
+}
+
+// sorryOut is a sorry server.
+type sorryOut struct {
+	addr       netip.Addr
+	port       uint16
+	hasPort    bool
+	forwarding string
 }
 
 // rsOut is one real server as it will be written.
@@ -38,6 +54,8 @@ type rsOut struct {
 	tunType    string
 	tunPort    uint16
 	comments   []string
+	check      *checkOut
+	checkNotes []string
 }
 
 // docOut is the whole director.yaml.
@@ -138,6 +156,55 @@ func genName(v vsOut) string {
 	return fmt.Sprintf("%s-%s-%d", v.protocol, strings.ReplaceAll(v.vip.String(), ":", "-"), v.port)
 }
 
+// Options tune an import.
+type Options struct {
+	// Services resolves port names (ipvsadm-save without -n prints them);
+	// nil reads /etc/services, as ipvsadm does.
+	Services ipvsadm.Services
+	// ConfigID is keepalived's -i: lines starting "@ID" are read only when
+	// it matches, "@^ID" when it does not. Empty: such lines are an error
+	// where they matter for the table.
+	ConfigID string
+	// FS opens the files keepalived's include names, by absolute path
+	// without the leading slash; nil is the host's file system.
+	FS fs.FS
+}
+
+// Result is an imported director.yaml and what went into it.
+type Result struct {
+	YAML        []byte
+	Services    int
+	RealServers int
+	// Comments counts the statements of the input kept as comments:
+	// what was not mapped, or not what keepalived or the script runs.
+	Comments int
+}
+
+// Summary is the line "lvs-node import" prints on standard error.
+func (r *Result) Summary() string {
+	return fmt.Sprintf("%d services, %d real servers, %d lines kept as comments", r.Services, r.RealServers, r.Comments)
+}
+
+func (d *docOut) result() *Result {
+	r := &Result{YAML: d.render(), Services: len(d.services), Comments: len(d.trailer)}
+	for _, v := range d.services {
+		r.RealServers += len(v.real)
+		r.Comments += len(v.comments)
+		for _, rs := range v.real {
+			r.Comments += len(rs.comments)
+		}
+	}
+	return r
+}
+
+// writeCheck writes a health_check block at indent.
+func writeCheck(b *strings.Builder, indent string, c *checkOut) {
+	b.WriteString(indent + "health_check:\n")
+	for _, p := range c.kv {
+		fmt.Fprintf(b, "%s  %s: %s\n", indent, p[0], p[1])
+	}
+}
+
 func (d *docOut) render() []byte {
 	uniqueNames(d.services)
 	var b strings.Builder
@@ -178,8 +245,28 @@ func (d *docOut) render() []byte {
 			fwd = defaultForward(v.real, "dr")
 		}
 		fmt.Fprintf(&b, "    forwarding: %s\n", fwd)
+		for _, c := range v.info {
+			comment(&b, "    ", c)
+		}
 		for _, c := range v.comments {
 			comment(&b, "    ", c)
+		}
+		if v.check != nil {
+			for _, c := range v.checkNotes {
+				comment(&b, "    ", c)
+			}
+			writeCheck(&b, "    ", v.check)
+		}
+		if s := v.sorry; s != nil {
+			fields := []string{"address: " + addr(s.addr)}
+			if s.hasPort {
+				fields = append(fields, fmt.Sprintf("port: %d", s.port))
+			}
+			fields = append(fields, "forwarding: "+s.forwarding)
+			fmt.Fprintf(&b, "    sorry_server: {%s}\n", strings.Join(fields, ", "))
+		}
+		if v.quorum > 0 {
+			fmt.Fprintf(&b, "    quorum: {min_up: %d}\n", v.quorum)
 		}
 		if len(v.real) == 0 {
 			b.WriteString("    real_servers: []\n")
@@ -207,7 +294,7 @@ func (d *docOut) render() []byte {
 					fields = append(fields, fmt.Sprintf("tunnel_port: %d", r.tunPort))
 				}
 			}
-			if len(r.comments) == 0 {
+			if len(r.comments) == 0 && r.check == nil {
 				fmt.Fprintf(&b, "      - {%s}\n", strings.Join(fields, ", "))
 				continue
 			}
@@ -220,6 +307,9 @@ func (d *docOut) render() []byte {
 			}
 			for _, c := range r.comments {
 				comment(&b, "        ", c)
+			}
+			if r.check != nil {
+				writeCheck(&b, "        ", r.check)
 			}
 		}
 	}

@@ -11,9 +11,16 @@
 //     JSONTable).
 //   - WriteSave prints the table in the "ipvsadm-save -n" (ipvsadm -Sn)
 //     format that "ipvsadm -R" reads back.
-//   - ParseSave and ParseScript read that format back, and also shell
+//   - ParseSave and ParseScript read that format back, and also simple
 //     scripts made of "ipvsadm -A/-a/-E/-e/-D/-d/-C" lines with short or
-//     long options; errors name file:line:column.
+//     long options; Rules applies ipvsadm commands given as words (what
+//     the importer's shell reader hands it). Port names are looked up in
+//     /etc/services per protocol, as ipvsadm's getservbyname does.
+//     Errors name file:line:column of the word at fault.
+//
+// Files: lexer.go (positions, words), options.go (ipvsadm's options and
+// their checks), rules.go (applying commands to a table), services.go
+// (port names).
 //
 // The formats follow ipvsadm 1.31 (ipvsadm.c: print_title,
 // print_service_entry, print_largenum, print_tunnel_rule and parse_options).

@@ -146,31 +146,36 @@ func readIPVS(ctx context.Context, open ipvsOpener, withInfo bool) (*ipvs.Table,
 func newImportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import",
-		Short: "Translate ipvsadm-save output or keepalived.conf into a director.yaml",
+		Short: "Translate ipvsadm-save output, ipvsadm scripts or keepalived.conf into a director.yaml",
 		Long: `lvs-node import prints, on standard output, a director.yaml equivalent to the
-given ipvsadm rules or keepalived configuration. What cannot be mapped yet
-(health checks, sorry servers, VRRP, sync daemons, ...) is listed as YAML
+given ipvsadm rules or script, or keepalived configuration, and a summary line
+on standard error. A script is read as run with "start", without running
+anything. What cannot be mapped (VRRP, sync daemons, ...) is listed as YAML
 comments. FILE "-" reads standard input. Check the result with
 "lvs-node check --config FILE" before use.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	add := func(use, short string, conv func(io.Reader, string) ([]byte, error)) {
-		cmd.AddCommand(&cobra.Command{
+	var opts importer.Options
+	add := func(use, short string, conv func(io.Reader, string, importer.Options) (*importer.Result, error)) *cobra.Command {
+		c := &cobra.Command{
 			Use:   use + " FILE",
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return runImport(cmd, args[0], conv)
+				return runImport(cmd, args[0], opts, conv)
 			},
-		})
+		}
+		cmd.AddCommand(c)
+		return c
 	}
-	add("ipvsadm", "Import ipvsadm-save output or a script of ipvsadm commands", importer.FromIpvsadm)
-	add("keepalived", "Import the virtual servers of a keepalived.conf", importer.FromKeepalived)
+	add("ipvsadm", "Import ipvsadm-save output or a script that runs ipvsadm", importer.FromIpvsadm)
+	ka := add("keepalived", "Import the virtual servers of a keepalived.conf and the files it includes", importer.FromKeepalived)
+	ka.Flags().StringVar(&opts.ConfigID, "config-id", "", "keepalived's -i: read lines starting @ID as the director with this id does")
 	return cmd
 }
 
-func runImport(cmd *cobra.Command, file string, conv func(io.Reader, string) ([]byte, error)) error {
+func runImport(cmd *cobra.Command, file string, opts importer.Options, conv func(io.Reader, string, importer.Options) (*importer.Result, error)) error {
 	in, name := cmd.InOrStdin(), "stdin"
 	if file != "-" {
 		f, err := os.Open(file)
@@ -180,10 +185,13 @@ func runImport(cmd *cobra.Command, file string, conv func(io.Reader, string) ([]
 		defer f.Close()
 		in, name = f, file
 	}
-	out, err := conv(in, name)
+	res, err := conv(in, name, opts)
 	if err != nil {
 		return err
 	}
-	_, err = cmd.OutOrStdout().Write(out)
+	if _, err := cmd.OutOrStdout().Write(res.YAML); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", name, res.Summary())
 	return err
 }

@@ -113,11 +113,16 @@ func TestImportCommands(t *testing.T) {
 	if code := Main([]string{"import", "keepalived", ka}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	for _, s := range []string{"vip: 10.0.0.1\n", "forwarding: dr\n", "# health check TCP_CHECK {} (not mapped yet)"} {
+	for _, s := range []string{"vip: 10.0.0.1\n", "forwarding: dr\n", "health_check:\n      type: tcp\n"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("keepalived import lacks %q:\n%s", s, out.String())
 		}
 	}
+	// The summary line, on standard error: one comment for the UDP default.
+	if got, want := errb.String(), ka+": 1 services, 1 real servers, 1 lines kept as comments\n"; got != want {
+		t.Errorf("summary %q, want %q", got, want)
+	}
+	errb.Reset()
 	root := newRoot(&out, &errb)
 	out.Reset()
 	root.SetIn(strings.NewReader("-A -u 10.0.0.2:53 -s rr\n-a -u 10.0.0.2:53 -r 10.0.0.21:53 -m\n"))
@@ -125,7 +130,8 @@ func TestImportCommands(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "# director.yaml imported from the ipvsadm rules in stdin.") ||
+	if !strings.Contains(out.String(), "# director.yaml imported from the ipvsadm rules in stdin (as run with \"start\").") ||
+		errb.String() != "stdin: 1 services, 1 real servers, 0 lines kept as comments\n" ||
 		!strings.Contains(out.String(), "- {address: 10.0.0.21, port: 53, weight: 1}") {
 		t.Errorf("ipvsadm import from stdin:\n%s", out.String())
 	}

@@ -33,9 +33,6 @@ const (
 	InEarly = injector.Early
 )
 
-// RawOption wraps arbitrary (also malformed) option bytes for Inject.
-func RawOption(b []byte) []byte { return injector.Raw(b) }
-
 // Lab is a private network namespace and cgroup in which a client plays
 // the balancer: its sock_ops injector writes TOA options into its own
 // packets, and a server in the same cgroup reports what accept() and
@@ -164,9 +161,9 @@ func (l *Lab) run(f func() error) error {
 	return <-errc
 }
 
-// Inject makes the next connections carry opt in the packets where says
-// (an empty opt: none).
-func (l *Lab) Inject(opt []byte, where Where) error { return l.inj.Set(opt, where) }
+// Inject makes the next connections carry opts (up to two well-formed
+// options) in the packets where says; none: no option.
+func (l *Lab) Inject(where Where, opts ...[]byte) error { return l.inj.Set(where, opts...) }
 
 // InjectorStats returns how many options the injector wrote and how many
 // writes the kernel refused (with the last error, a negative errno).

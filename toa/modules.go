@@ -171,3 +171,12 @@ func (t *StatsTable) Format() string {
 	}
 	return b.String()
 }
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

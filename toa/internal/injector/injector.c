@@ -20,9 +20,12 @@
 #define W_DATA 4  /* the first packet with data */
 #define W_EARLY 8 /* every packet after the SYN up to the first data */
 
+/* Up to two options: each bpf_store_hdr_opt call writes one. */
 struct inject_conf {
 	__u8 opt[OPT_MAX];
 	__u32 len;
+	__u8 opt2[OPT_MAX];
+	__u32 len2;
 	__u32 where;
 };
 
@@ -77,21 +80,28 @@ static __always_inline struct inject_conf *conf(void)
 	return bpf_map_lookup_elem(&inject_cfg, &zero);
 }
 
-static __always_inline void write_opt(struct bpf_sock_ops *skops,
-				      struct inject_conf *c)
+static __always_inline void store(struct bpf_sock_ops *skops, __u8 *opt,
+				  __u32 len)
 {
-	__u32 len = c->len;
 	long err;
 
 	if (len < 2 || len > OPT_MAX)
 		return;
-	err = bpf_store_hdr_opt(skops, c->opt, len, 0);
+	err = bpf_store_hdr_opt(skops, opt, len, 0);
 	if (err) {
 		stat_add(S_FAILED, 1, 0);
 		stat_add(S_LAST_ERR, err, 1);
 		return;
 	}
 	stat_add(S_WRITTEN, 1, 0);
+}
+
+static __always_inline void write_opt(struct bpf_sock_ops *skops,
+				      struct inject_conf *c)
+{
+	store(skops, c->opt, c->len);
+	if (c->len2)
+		store(skops, c->opt2, c->len2);
 }
 
 SEC("sockops")
@@ -118,7 +128,7 @@ int toa_inject(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		syn = skops->skb_tcp_flags & TCP_FLAG_SYN;
 		if (syn ? (c->where & W_SYN) : (c->where & ~W_SYN))
-			bpf_reserve_hdr_opt(skops, c->len, 0);
+			bpf_reserve_hdr_opt(skops, c->len + c->len2, 0);
 		break;
 	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB: {
 		void *data = (void *)(long)skops->skb_data;

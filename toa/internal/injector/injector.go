@@ -47,16 +47,26 @@ func Attach(cgroup string) (*Injector, error) {
 // ErrTooLong is returned for option bytes that do not fit a header.
 var ErrTooLong = errors.New("option bytes do not fit a TCP header")
 
-// Set makes new connections carry opt (one option, or several that the
-// first one's length byte covers: see Raw) in the packets where says.
-// An empty opt stops the injector.
-func (in *Injector) Set(opt []byte, where Where) error {
-	if len(opt) > MaxOption {
-		return fmt.Errorf("%d bytes: %w", len(opt), ErrTooLong)
-	}
+// Set makes new connections carry opts (one or two options, each
+// written by its own bpf_store_hdr_opt call, so each must be well formed
+// and the two of different kinds or magics) in the packets where says.
+// No options stop the injector.
+func (in *Injector) Set(where Where, opts ...[]byte) error {
 	var c injectorInjectConf
-	copy(c.Opt[:], opt)
-	c.Len = uint32(len(opt))
+	switch {
+	case len(opts) > 2:
+		return fmt.Errorf("%d options: the injector writes at most two", len(opts))
+	case len(opts) == 2:
+		copy(c.Opt2[:], opts[1])
+		c.Len2 = uint32(len(opts[1]))
+		fallthrough
+	case len(opts) == 1:
+		copy(c.Opt[:], opts[0])
+		c.Len = uint32(len(opts[0]))
+	}
+	if c.Len+c.Len2 > MaxOption {
+		return fmt.Errorf("%d bytes: %w", c.Len+c.Len2, ErrTooLong)
+	}
 	c.Where = uint32(where)
 	return in.objs.InjectCfg.Put(uint32(0), c)
 }
@@ -76,32 +86,4 @@ func (in *Injector) Stats() (written, failed, lastErr int64, err error) {
 // Close detaches and unloads the injector.
 func (in *Injector) Close() error {
 	return errors.Join(in.lnk.Close(), in.objs.Close())
-}
-
-// Raw wraps arbitrary option bytes (malformed ones too) so that the
-// kernel's bpf_store_hdr_opt, which checks only the first option, writes
-// them all: a NOP whose next byte, the length the kernel copies, the
-// receiver reads as a harmless 2-byte option of that kind, then b.
-// Lengths that would make that kind one the kernel acts on are padded
-// with NOPs after b.
-func Raw(b []byte) []byte {
-	n := len(b) + 3
-	for !harmlessKind(n) {
-		n++
-	}
-	out := append([]byte{1, byte(n), 2}, b...)
-	for len(out) < n {
-		out = append(out, 1)
-	}
-	return out
-}
-
-// harmlessKind reports whether the kernel ignores a 2-byte option of kind
-// k after the handshake.
-func harmlessKind(k int) bool {
-	switch k {
-	case 2, 3, 4, 5, 8, 19, 28, 29, 30, 34:
-		return false
-	}
-	return k >= 4
 }

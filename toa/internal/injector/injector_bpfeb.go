@@ -17,6 +17,8 @@ type injectorInjectConf struct {
 	_     structs.HostLayout
 	Opt   [40]uint8
 	Len   uint32
+	Opt2  [40]uint8
+	Len2  uint32
 	Where uint32
 }
 

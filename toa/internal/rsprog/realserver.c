@@ -348,6 +348,9 @@ int toa_getsockopt(struct bpf_sockopt *ctx)
 			ctx->optlen = 0;
 		return 1;
 	}
+	/* Only IPv4 sockets: an IPv6 one shows the address itself. */
+	if (!ctx->sk || ctx->sk->family != AF_INET)
+		return 1;
 	v = lookup(ctx->sk);
 	if (!v || v->family != 6)
 		return 1;

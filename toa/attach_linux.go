@@ -177,7 +177,9 @@ type attacher struct {
 	closers []interface{ Close() error }
 }
 
-func (a *attacher) note(f string, args ...any) { a.changes = append(a.changes, fmt.Sprintf(f, args...)) }
+func (a *attacher) note(f string, args ...any) {
+	a.changes = append(a.changes, fmt.Sprintf(f, args...))
+}
 func (a *attacher) keep(c interface{ Close() error }) { a.closers = append(a.closers, c) }
 func (a *attacher) close() {
 	for _, c := range a.closers {
@@ -482,4 +484,3 @@ func Attached(opts Options) bool {
 	ents, err := os.ReadDir(opts.pinDir())
 	return err == nil && len(ents) > 0
 }
-

@@ -263,4 +263,3 @@ func counters(t testing.TB, env Env) map[string]uint64 {
 	}
 	return m
 }
-

@@ -21,6 +21,8 @@ type RunOptions struct {
 	ConfigPath string
 	// Control is the path of the control socket; empty serves none.
 	Control string
+	// TOA applies realserver.toa; nil leaves eBPF TOA alone.
+	TOA TOAHost
 }
 
 // Run applies the configuration and keeps it applied until ctx is done:
@@ -64,6 +66,8 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	if opts.Control != "" {
 		a.log.Info("control socket ready", "path", opts.Control)
 	}
+	toaK := &toaKeeper{h: opts.TOA}
+	toaK.pass(a, a.log, m)
 	a.log.Info("real server ready", "changes", len(changes), "vips", len(rs.VIPs), "watch_interval", rs.WatchInterval.D())
 	a.updateGauge(m)
 
@@ -150,6 +154,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 			a.log.Info("configuration applied again")
 			lastErr = ""
 		}
+		toaK.pass(a, a.log, m)
 		a.updateGauge(m)
 	}
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lvs-node/lvs-node/toa"
 )
 
 // Metric names.
@@ -48,7 +50,7 @@ func NewMetrics() *Metrics {
 	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("refused")
-	m.reg.MustRegister(m.repairs, m.fails, m.reloads, m.vips)
+	m.reg.MustRegister(m.repairs, m.fails, m.reloads, m.vips, toa.NewCollector(toa.Options{}))
 	return m
 }
 

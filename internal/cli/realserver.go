@@ -101,17 +101,23 @@ func runRealserverOnce(cmd *cobra.Command, cfgPath string, up bool) error {
 		return err
 	}
 	defer closeFn()
-	var changes []string
+	var changes, tc []string
+	var terr error
 	if up {
 		changes, err = a.Up()
+		if err == nil {
+			tc, terr = a.ApplyTOA(rsagent.NewTOAHost())
+		}
 	} else {
 		changes, err = a.Down()
+		tc, terr = a.RemoveTOA(rsagent.NewTOAHost())
 	}
+	changes = append(changes, tc...)
 	out := cmd.OutOrStdout()
 	for _, c := range changes {
 		fmt.Fprintln(out, c)
 	}
-	if err != nil {
+	if err = errors.Join(err, terr); err != nil {
 		return configError(err)
 	}
 	fmt.Fprintf(out, "%d changes\n", len(changes))
@@ -139,7 +145,7 @@ func runRealserverDaemon(cmd *cobra.Command, cfgPath string) error {
 			_ = srv.Shutdown(sctx)
 		}()
 	}
-	return configError(a.Run(ctx, rsagent.RunOptions{Metrics: m, ConfigPath: cfgPath, Control: cfg.Listen.Control}))
+	return configError(a.Run(ctx, rsagent.RunOptions{Metrics: m, ConfigPath: cfgPath, Control: cfg.Listen.Control, TOA: rsagent.NewTOAHost()}))
 }
 
 // realserverSocket is --socket, or listen.control of the configuration.

@@ -164,4 +164,3 @@ func (k *toaKeeper) pass(a *Agent, log *slog.Logger, m *Metrics) {
 		k.lastErr = ""
 	}
 }
-

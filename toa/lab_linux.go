@@ -77,7 +77,7 @@ func NewLab(o LabOptions) (*Lab, error) {
 	if _, err := cgroupDir(parent, opts); err != nil {
 		return nil, err
 	}
-	l := &Lab{do: make(chan func()), done: make(chan struct{})}
+	l := &Lab{}
 	l.Cgroup = filepath.Join(parent, fmt.Sprintf("lvs-toa-lab-%d-%d", os.Getpid(), labSeq.Add(1)))
 	if err := os.Mkdir(l.Cgroup, 0o755); err != nil {
 		return nil, fmt.Errorf("lab cgroup: %w", err)
@@ -99,6 +99,7 @@ func NewLab(o LabOptions) (*Lab, error) {
 		return fail(err)
 	}
 	ready := make(chan error)
+	l.do, l.done = make(chan func()), make(chan struct{})
 	go l.thread(o.Addrs, ready)
 	if err := <-ready; err != nil {
 		return fail(err)
@@ -438,4 +439,64 @@ func nat64Lookup(fd int) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("NAT64 lookup returned %d bytes", l)
 	}
 	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(buf[:16])), uint16(buf[16])<<8|uint16(buf[17])), nil
+}
+
+// Churn makes n connections one after another, each accepted, asked
+// getpeername() and closed on both ends, all on the lab's thread, and
+// returns the time they took and the socket option memory
+// (SK_MEMINFO_OPTMEM, where the kernel charges socket storage) of the
+// first accepted socket, and how many of them accept() saw as want.
+func (l *Lab) Churn(c Conn, n int, want netip.AddrPort) (elapsed time.Duration, optmem uint32, revealed int, err error) {
+	err = l.run(func() error {
+		lfd, dst, err := listen(c)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(lfd)
+		fam := unix.AF_INET
+		if c.Balancer.Is6() {
+			fam = unix.AF_INET6
+		}
+		src, to := sockaddr(netip.AddrPortFrom(c.Balancer, 0)), sockaddr(dst)
+		start := time.Now()
+		for i := range n {
+			cfd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			err = unix.Bind(cfd, src)
+			if err == nil {
+				err = unix.Connect(cfd, to)
+			}
+			if err != nil {
+				unix.Close(cfd)
+				return fmt.Errorf("connect: %w", err)
+			}
+			nfd, sa, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+			if err != nil {
+				unix.Close(cfd)
+				return fmt.Errorf("accept: %w", err)
+			}
+			if addrPort(sa) == want {
+				revealed++
+			}
+			_, _ = unix.Getpeername(nfd)
+			if i == 0 {
+				var mi [unix.SK_MEMINFO_VARS]uint32
+				sz := uint32(len(mi) * 4)
+				if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(nfd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+					uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&sz)), 0); e == 0 {
+					optmem = mi[unix.SK_MEMINFO_OPTMEM]
+				}
+			}
+			// RST instead of TIME_WAIT: thousands of connections from
+			// one source would run out of ports.
+			_ = unix.SetsockoptLinger(cfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+			unix.Close(cfd)
+			unix.Close(nfd)
+		}
+		elapsed = time.Since(start)
+		return nil
+	})
+	return elapsed, optmem, revealed, err
 }

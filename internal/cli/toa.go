@@ -266,4 +266,3 @@ func newToaDoctorCmd(opts *toa.Options) *cobra.Command {
 		},
 	}
 }
-

@@ -87,7 +87,9 @@ static __always_inline void store(struct bpf_sock_ops *skops, __u8 *opt,
 
 	if (len < 2 || len > OPT_MAX)
 		return;
-	err = bpf_store_hdr_opt(skops, opt, len, 0);
+	/* The kernel copies the option's own length (opt[1]); a constant
+	 * buffer size keeps older verifiers from seeing a size of zero. */
+	err = bpf_store_hdr_opt(skops, opt, OPT_MAX, 0);
 	if (err) {
 		stat_add(S_FAILED, 1, 0);
 		stat_add(S_LAST_ERR, err, 1);

@@ -16,6 +16,10 @@ import (
 // /sys/fs/bpf, then drives the commands: doctor, attach to the root
 // cgroup, verify (the self-test), stats, status and detach.
 func TestTOASuite(t *testing.T) {
+	// IPv6 is a module in the VM's kernel; nothing else loads it here.
+	if !moduleLoaded(t, "ipv6") {
+		modprobe(t, "ipv6")
+	}
 	t.Run("suite", func(t *testing.T) {
 		toatest.Run(t, toatest.Env{PinDir: "/sys/fs/bpf/lvs-node-e2e/toa"})
 	})

@@ -127,7 +127,7 @@ func (l *Lab) thread(addrs []netip.Addr, ready chan<- error) {
 }
 
 func setupLo(ns netns.NsHandle, addrs []netip.Addr) error {
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return err
 	}

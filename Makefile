@@ -8,8 +8,12 @@ LDFLAGS   := -s -w -X github.com/lvs-node/lvs-node/cmd/lvs-node/cli.version=$(VE
              -X github.com/lvs-node/lvs-node/cmd/lvs-node/cli.commit=$(COMMIT)
 E2E_RUN   ?= .
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# eBPF objects are built with Debian's clang, pinned here (bookworm: 19.1.7).
+CLANG     ?= clang-19
+BPF_STRIP ?= llvm-strip-19
+BPF_CFLAGS := -idirafter /usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: all build deps test unit e2e lab bench lint fuzz clean
+.PHONY: all build deps test unit e2e lab bench bench-toa lint fuzz clean generate check-generate
 
 all: build
 
@@ -22,7 +26,7 @@ deps:
 ## test: static checks, unit and host-kernel tests, then the lab end-to-end suite.
 test: deps
 	@bash scripts/leftovers.sh start
-	$(MAKE) lint unit e2e
+	$(MAKE) check-generate lint unit e2e
 	@bash scripts/leftovers.sh
 
 lint:
@@ -45,13 +49,26 @@ lab: deps
 	LVS_DEMO=1 $(GO) test -tags e2e -count=1 -v -timeout 20m -run '^TestDemo$$' ./e2e
 
 ## bench: side-by-side benchmarks with ipvsadm -R and keepalived in the VM,
-## and the health checker at 10,000 TCP / 2,000 HTTP checks/s on the host.
-bench: deps
+## the health checker at 10,000 TCP / 2,000 HTTP checks/s on the host,
+## and eBPF TOA on the host kernel (connections/s with and without it).
+bench: deps bench-toa
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./healthz
 	$(GO) test -tags e2e -count=1 -run '^$$' -bench . -benchtime 1x -timeout 80m ./e2e
 
+bench-toa:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./toa/
+
+## generate: rebuild the committed eBPF objects (toa/internal/*) with the pinned clang.
+generate:
+	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(BPF_STRIP) BPF2GO_CFLAGS='$(BPF_CFLAGS)' $(GO) generate ./toa/...
+
+## check-generate: fail when regenerating changes a committed eBPF object.
+check-generate: generate
+	@git diff --exit-code --stat -- toa || { echo "make generate changed committed eBPF objects: commit them"; exit 1; }
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/config
+	$(GO) test -run '^$$' -fuzz FuzzParser -fuzztime 30s ./toa/internal/parsertc
 
 clean:
 	rm -rf bin

@@ -55,6 +55,8 @@ type Realserver struct {
 	// DummyInterface names the dummy interface for VIPs with
 	// interface: dummy. Default lvs0.
 	DummyInterface string `yaml:"dummy_interface"`
+	// TOA reveals client addresses behind full-NAT balancers (toa.go).
+	TOA *TOA `yaml:"toa"`
 }
 
 // VIP is one virtual address served by this real server.
@@ -153,8 +155,9 @@ func Validate(c *Config, doc *config.Doc) error {
 			add(doc.Errorf(config.Index("realserver.arp.interfaces", i), "%v", err))
 		}
 	}
-	if len(rs.VIPs) == 0 {
-		add(doc.Errorf("realserver.vips", "at least one VIP is needed"))
+	validateTOA(rs, doc, add)
+	if len(rs.VIPs) == 0 && (rs.TOA == nil || !rs.TOA.Enabled) {
+		add(doc.Errorf("realserver.vips", "at least one VIP is needed (or toa, for a full-NAT real server)"))
 	}
 	seen := map[netip.Addr]int{}
 	routeVia := map[netip.Prefix]netip.Addr{}

@@ -27,6 +27,8 @@ type RunOptions struct {
 	// MetricsAddr is where the metrics, /healthz and /readyz are served;
 	// empty serves none.
 	MetricsAddr string
+	// TOA applies realserver.toa; nil leaves eBPF TOA alone.
+	TOA TOAHost
 }
 
 // Run applies the configuration and keeps it applied until ctx is done:
@@ -88,6 +90,8 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	if opts.Control != "" {
 		a.log.Info("control socket ready", "path", opts.Control)
 	}
+	toaK := &toaKeeper{h: opts.TOA}
+	toaK.pass(a, a.log, m)
 	a.log.Info("real server ready", "changes", len(changes), "vips", len(rs.VIPs), "watch_interval", rs.WatchInterval.D())
 	a.updateGauge(m)
 
@@ -179,6 +183,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 				lastErr = ""
 			}
 		}
+		toaK.pass(a, a.log, m)
 		a.updateGauge(m)
 	}
 }

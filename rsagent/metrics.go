@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lvs-node/lvs-node/internal/promserve"
+	"github.com/lvs-node/lvs-node/toa"
 )
 
 // Metric names.
@@ -56,6 +57,7 @@ func NewMetrics() *Metrics {
 			}
 			return nil
 		}),
+		"toa": promserve.Of(toa.NewCollector(toa.Options{})),
 	})
 	return m
 }

@@ -3,7 +3,8 @@
 # qemu (the lab VM), a Debian kernel with IPVS and IPIP modules for the VM,
 # busybox-static (the VM's init and shell), ipvsadm and iproute2 (cross-checks
 # inside the VM), keepalived (benchmarks, and the importer tests run keepalived -t),
-# netbase (/etc/services: port names of ipvsadm-save), nftables and kmod.
+# netbase (/etc/services: port names of ipvsadm-save), nftables and kmod, and
+# the pinned clang with libbpf's headers that make generate (and its check) uses.
 # As root it installs what is missing with apt-get; otherwise it prints the
 # command to run and fails.
 set -euo pipefail
@@ -21,6 +22,9 @@ have modprobe || need+=(kmod)
 have nsenter || need+=(util-linux)
 have ldd || need+=(libc-bin)
 have make || need+=(make)
+have clang-19 || need+=(clang-19)
+have llvm-strip-19 || need+=(llvm-19)
+have /usr/include/bpf/bpf_helpers.h || need+=(libbpf-dev)
 if ! ls /lib/modules/*/kernel/net/netfilter/ipvs/ip_vs.ko >/dev/null 2>&1 || ! ls /boot/vmlinuz-* >/dev/null 2>&1; then
   need+=(linux-image-amd64)
 fi

@@ -114,13 +114,6 @@ func TestCheckRoleDetection(t *testing.T) {
 	}
 }
 
-func TestNotBuiltSubcommandSaysSo(t *testing.T) {
-	code, _, errOut := runCLI(t, "toa")
-	if code != 3 || !strings.Contains(errOut, "not built yet") {
-		t.Fatalf("toa: code %d, %q", code, errOut)
-	}
-}
-
 func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "version")
 	if code != 0 || !strings.Contains(out, "lvs-node ") || !strings.Contains(out, "go: go1.") {

@@ -12,7 +12,6 @@ import (
 const (
 	exitFailure   = 1 // anything else that went wrong
 	exitBadConfig = 2 // the configuration file does not validate: nothing changed
-	exitNotBuilt  = 3 // the feature is not in this build
 )
 
 // exitError carries a specific exit status out of a command.

@@ -94,17 +94,23 @@ func runRealserverOnce(cmd *cobra.Command, cfgPath string, up bool) error {
 		return err
 	}
 	defer closeFn()
-	var changes []string
+	var changes, tc []string
+	var terr error
 	if up {
 		changes, err = a.Up()
+		if err == nil {
+			tc, terr = a.ApplyTOA(rsagent.NewTOAHost())
+		}
 	} else {
 		changes, err = a.Down()
+		tc, terr = a.RemoveTOA(rsagent.NewTOAHost())
 	}
+	changes = append(changes, tc...)
 	out := cmd.OutOrStdout()
 	for _, c := range changes {
 		fmt.Fprintln(out, c)
 	}
-	if err != nil {
+	if err = errors.Join(err, terr); err != nil {
 		return badConfig(cfgPath, err, cmd.ErrOrStderr())
 	}
 	fmt.Fprintf(out, "%d changes\n", len(changes))
@@ -123,7 +129,8 @@ func runRealserverDaemon(cmd *cobra.Command, cfgPath string, logs *logFlags) err
 	defer closeFn()
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return badConfig(cfgPath, a.Run(ctx, rsagent.RunOptions{ConfigPath: cfgPath, Control: cfg.Listen.Control, MetricsAddr: cfg.Listen.Metrics}), cmd.ErrOrStderr())
+	return badConfig(cfgPath, a.Run(ctx, rsagent.RunOptions{ConfigPath: cfgPath, Control: cfg.Listen.Control, MetricsAddr: cfg.Listen.Metrics,
+		TOA: rsagent.NewTOAHost()}), cmd.ErrOrStderr())
 }
 
 // realserverSocket is --socket, or listen.control of the configuration.

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -15,13 +14,6 @@ var (
 	version = "dev"
 	commit  = ""
 )
-
-// errNotBuilt is returned by subcommands whose feature has not landed yet.
-var errNotBuilt = errors.New("not built yet")
-
-func notBuilt(what string) error {
-	return &exitError{code: exitNotBuilt, err: fmt.Errorf("%s is %w in this version of lvs-node", what, errNotBuilt)}
-}
 
 // Main runs the command line with args and returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
@@ -82,15 +74,5 @@ func newVersionCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "lvs-node %s\ncommit: %s\ngo: %s\n", version, c, goVersion)
 			return nil
 		},
-	}
-}
-
-func newToaCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "toa",
-		Short: "TCP Option Address (TOA) tooling for real servers behind full-NAT balancers",
-		Long: `lvs-node toa will load eBPF programs that reveal the real client address carried
-in TOA options, and inspect sites that run the TOA kernel modules.`,
-		RunE: func(*cobra.Command, []string) error { return notBuilt("TOA support") },
 	}
 }

@@ -1,0 +1,73 @@
+package toa_test
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/lvs-node/lvs-node/toa"
+	"github.com/lvs-node/lvs-node/toa/format"
+	"github.com/lvs-node/lvs-node/toa/toatest"
+)
+
+// BenchmarkTOAConnections measures connections per second over loopback
+// in a lab (connect from a trusted balancer whose packets carry a TOA,
+// accept, getpeername, close) with eBPF TOA attached and without, in
+// alternating rounds of one run, and the socket memory the kernel charges
+// for a tracked connection. Run by make bench (make bench-toa).
+func BenchmarkTOAConnections(b *testing.B) {
+	env := toatest.Env{PinDir: toatest.PinDir(b)}
+	lab, err := toa.NewLab(toa.LabOptions{Addrs: []netip.Addr{bal, srv}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lab.Close()
+	defer toa.Detach(toa.Options{PinDir: env.PinDir})
+	opt, _ := format.Encode(format.K254, client)
+	if err := lab.Inject(toa.InACK, opt); err != nil {
+		b.Fatal(err)
+	}
+	const rounds, perRound = 10, 2000
+	conn := toa.Conn{Listen: toa.ListenIPv4, Server: srv, Balancer: bal}
+	var with, without time.Duration
+	var memWith, memWithout uint32
+	for r := range rounds {
+		for i := range 2 {
+			attached := (r+i)%2 == 0
+			if attached {
+				if _, err := toa.Attach(toa.Config{Cgroup: lab.Cgroup, Trusted: trust}, toa.Options{PinDir: env.PinDir}); err != nil {
+					b.Fatal(err)
+				}
+			} else if _, err := toa.Detach(toa.Options{PinDir: env.PinDir}); err != nil {
+				b.Fatal(err)
+			}
+			d, mem, rev, err := lab.Churn(conn, perRound, client)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if attached {
+				with += d
+				memWith = mem
+				if rev != perRound {
+					b.Fatalf("%d of %d connections revealed with TOA attached", rev, perRound)
+				}
+			} else {
+				without += d
+				memWithout = mem
+				if rev != 0 {
+					b.Fatalf("%d connections revealed without TOA", rev)
+				}
+			}
+		}
+	}
+	n := float64(rounds * perRound)
+	cpsWith, cpsWithout := n/with.Seconds(), n/without.Seconds()
+	overhead := (cpsWithout/cpsWith - 1) * 100
+	b.ReportMetric(cpsWithout, "conns/s-without")
+	b.ReportMetric(cpsWith, "conns/s-with")
+	b.ReportMetric(overhead, "overhead-%")
+	b.ReportMetric(float64(memWith)-float64(memWithout), "bytes/tracked-conn")
+	fmt.Printf("eBPF TOA: %.0f conns/s without, %.0f with (%+.1f%% time per connection); socket memory %d bytes with, %d without\n",
+		cpsWithout, cpsWith, overhead, memWith, memWithout)
+}

@@ -1,0 +1,502 @@
+package toa
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/lvs-node/lvs-node/toa/format"
+	"github.com/lvs-node/lvs-node/toa/internal/injector"
+)
+
+// Where says which packets of a lab connection carry the injected option.
+type Where = injector.Where
+
+// Packets an injected option goes into.
+const (
+	InSYN   = injector.SYN
+	InACK   = injector.ACK
+	InData  = injector.Data
+	InEarly = injector.Early
+)
+
+// Lab is a private network namespace and cgroup in which a client plays
+// the balancer: its sock_ops injector writes TOA options into its own
+// packets, and a server in the same cgroup reports what accept() and
+// getpeername() return. While a lab is open this process lives in its
+// cgroup (sockets belong to the cgroup of the process that creates
+// them); Close moves it back and removes everything.
+type Lab struct {
+	// Cgroup is the lab's cgroup v2 directory.
+	Cgroup string
+	orig   string
+	inj    *injector.Injector
+	do     chan func()
+	ns     netns.NsHandle
+	done   chan struct{}
+}
+
+// LabOptions configure a lab.
+type LabOptions struct {
+	// Parent is the cgroup under which the lab's cgroup is made; empty
+	// means the root of the unified hierarchy.
+	Parent string
+	// Addrs are put on the lab's loopback device: the balancers' and
+	// the servers' addresses.
+	Addrs []netip.Addr
+	// Root is the root for reading the mount table (see Options).
+	Root string
+}
+
+var labSeq atomic.Int64
+
+// NewLab makes a lab.
+func NewLab(o LabOptions) (*Lab, error) {
+	opts := Options{Root: o.Root}
+	parent := o.Parent
+	if parent == "" {
+		u, err := UnifiedCgroup(opts)
+		if err != nil {
+			return nil, err
+		}
+		parent = u
+	}
+	if _, err := cgroupDir(parent, opts); err != nil {
+		return nil, err
+	}
+	l := &Lab{}
+	l.Cgroup = filepath.Join(parent, fmt.Sprintf("lvs-toa-lab-%d-%d", os.Getpid(), labSeq.Add(1)))
+	if err := os.Mkdir(l.Cgroup, 0o755); err != nil {
+		return nil, fmt.Errorf("lab cgroup: %w", err)
+	}
+	fail := func(err error) (*Lab, error) {
+		l.Close()
+		return nil, err
+	}
+	orig, err := ownCgroup(opts)
+	if err != nil {
+		return fail(err)
+	}
+	l.orig = orig
+	if err := moveSelf(l.Cgroup); err != nil {
+		l.orig = ""
+		return fail(err)
+	}
+	if l.inj, err = injector.Attach(l.Cgroup); err != nil {
+		return fail(err)
+	}
+	ready := make(chan error)
+	l.do, l.done = make(chan func()), make(chan struct{})
+	go l.thread(o.Addrs, ready)
+	if err := <-ready; err != nil {
+		return fail(err)
+	}
+	return l, nil
+}
+
+// thread runs the lab's namespace: a locked OS thread that makes every
+// socket of the lab. It is retired, not reused, when the lab closes.
+func (l *Lab) thread(addrs []netip.Addr, ready chan<- error) {
+	runtime.LockOSThread()
+	ns, err := netns.New()
+	if err != nil {
+		ready <- fmt.Errorf("lab network namespace: %w", err)
+		close(l.done)
+		return
+	}
+	l.ns = ns
+	ready <- setupLo(ns, addrs)
+	for f := range l.do {
+		f()
+	}
+	ns.Close()
+	close(l.done)
+}
+
+func setupLo(ns netns.NsHandle, addrs []netip.Addr) error {
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if a.IsLoopback() {
+			continue
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}, Flags: unix.IFA_F_NODAD}
+		if err := h.AddrAdd(lo, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("lab address %s: %w", a, err)
+		}
+	}
+	return nil
+}
+
+// run runs f on the lab's namespace thread.
+func (l *Lab) run(f func() error) error {
+	errc := make(chan error, 1)
+	select {
+	case l.do <- func() { errc <- f() }:
+	case <-l.done:
+		return errors.New("lab is closed")
+	}
+	return <-errc
+}
+
+// Inject makes the next connections carry opts (up to two well-formed
+// options) in the packets where says; none: no option.
+func (l *Lab) Inject(where Where, opts ...[]byte) error { return l.inj.Set(where, opts...) }
+
+// InjectorStats returns how many options the injector wrote and how many
+// writes the kernel refused (with the last error, a negative errno).
+func (l *Lab) InjectorStats() (written, failed, lastErr int64, err error) { return l.inj.Stats() }
+
+// Close removes the lab and puts this process back in its cgroup.
+func (l *Lab) Close() error {
+	var errs []error
+	if l.inj != nil {
+		errs = append(errs, l.inj.Close())
+	}
+	if l.do != nil {
+		select {
+		case <-l.done:
+		default:
+			close(l.do)
+			<-l.done
+		}
+	}
+	if l.orig != "" {
+		errs = append(errs, moveSelf(l.orig))
+	}
+	if l.Cgroup != "" {
+		if err := rmdirRetry(l.Cgroup); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func rmdirRetry(dir string) error {
+	var err error
+	for range 100 {
+		if err = unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("remove lab cgroup %s: %w", dir, err)
+}
+
+// ownCgroup returns this process's cgroup v2 directory.
+func ownCgroup(opts Options) (string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	root, err := UnifiedCgroup(opts)
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			return filepath.Join(root, rest), nil
+		}
+	}
+	return "", errors.New("this process is in no cgroup v2")
+}
+
+func moveSelf(cg string) error {
+	err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0)
+	if err != nil {
+		return fmt.Errorf("move into cgroup %s: %w", cg, err)
+	}
+	return nil
+}
+
+// Listen is how the lab's server listens.
+type Listen int
+
+// Servers.
+const (
+	ListenIPv4 Listen = iota // AF_INET
+	ListenIPv6               // AF_INET6, IPv6 only
+	ListenDual               // AF_INET6 on [::] with IPV6_V6ONLY off
+)
+
+func (s Listen) String() string { return [...]string{"ipv4", "ipv6", "dual-stack"}[s] }
+
+// Conn is one connection made in a lab.
+type Conn struct {
+	Listen Listen
+	// Server is the address the server listens on (ignored for a
+	// dual-stack server, which listens on [::]) and the client dials.
+	Server netip.Addr
+	// Balancer is the client's source address.
+	Balancer netip.Addr
+	// Data: after accept, the client sends data and the server reads
+	// it, then asks getpeername() again.
+	Data bool
+}
+
+// Seen is what the server of a lab connection saw.
+type Seen struct {
+	// Balancer is the client's own address and port.
+	Balancer netip.AddrPort
+	// Accept and Peer are the addresses accept() and getpeername()
+	// returned, as the kernel wrote them (IPv4 clients of a dual-stack
+	// server as ::ffff:a.b.c.d).
+	Accept, Peer netip.AddrPort
+	// AcceptFamily is the address family of accept()'s address.
+	AcceptFamily int
+	// GoRemote is the remote address as Go's net package prints it.
+	GoRemote netip.AddrPort
+	// PeerAfterData is getpeername() after the data (Conn.Data).
+	PeerAfterData netip.AddrPort
+	// NAT64 is the answer of getsockopt(IPPROTO_IP, 4096), if any.
+	NAT64    netip.AddrPort
+	NAT64Err error
+}
+
+const labTimeout = 5 * time.Second
+
+// Connect makes one connection through the lab and reports what the
+// server saw. Every wait is bounded.
+func (l *Lab) Connect(c Conn) (*Seen, error) {
+	var seen Seen
+	var lfd, cfd = -1, -1
+	defer func() {
+		if lfd >= 0 {
+			unix.Close(lfd)
+		}
+		if cfd >= 0 {
+			unix.Close(cfd)
+		}
+	}()
+	var dst netip.AddrPort
+	err := l.run(func() error {
+		var err error
+		lfd, dst, err = listen(c)
+		if err != nil {
+			return err
+		}
+		fam := unix.AF_INET
+		if c.Balancer.Is6() {
+			fam = unix.AF_INET6
+		}
+		if cfd, err = unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		return unix.Bind(cfd, sockaddr(netip.AddrPortFrom(c.Balancer, 0)))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lab sockets: %w", err)
+	}
+	tv := unix.NsecToTimeval(labTimeout.Nanoseconds())
+	for _, fd := range []int{lfd, cfd} {
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	}
+	if err := unix.Connect(cfd, sockaddr(dst)); err != nil {
+		return nil, fmt.Errorf("connect %s: %w", dst, err)
+	}
+	if sa, err := unix.Getsockname(cfd); err == nil {
+		seen.Balancer = addrPort(sa)
+	}
+	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("accept: %w", err)
+	}
+	defer unix.Close(nfd)
+	seen.Accept = addrPort(sa)
+	seen.AcceptFamily = family(sa)
+	if sa, err := unix.Getpeername(nfd); err == nil {
+		seen.Peer = addrPort(sa)
+	} else {
+		return nil, fmt.Errorf("getpeername: %w", err)
+	}
+	if dup, err := unix.Dup(nfd); err == nil {
+		f := os.NewFile(uintptr(dup), "lab")
+		if gc, err := net.FileConn(f); err == nil {
+			// As Go prints it: IPv4 clients of dual-stack servers unmapped.
+			if ap, err := netip.ParseAddrPort(gc.RemoteAddr().String()); err == nil {
+				seen.GoRemote = ap
+			}
+			gc.Close()
+		}
+		f.Close()
+	}
+	if c.Data {
+		if _, err := unix.Write(cfd, []byte("toa")); err != nil {
+			return nil, fmt.Errorf("send: %w", err)
+		}
+		buf := make([]byte, 16)
+		if _, err := unix.Read(nfd, buf); err != nil {
+			return nil, fmt.Errorf("receive: %w", err)
+		}
+		if sa, err := unix.Getpeername(nfd); err == nil {
+			seen.PeerAfterData = addrPort(sa)
+		}
+	}
+	seen.NAT64, seen.NAT64Err = nat64Lookup(nfd)
+	return &seen, nil
+}
+
+func listen(c Conn) (int, netip.AddrPort, error) {
+	fam, bind := unix.AF_INET, netip.AddrPortFrom(c.Server, 0)
+	if c.Listen != ListenIPv4 {
+		fam = unix.AF_INET6
+	}
+	if c.Listen == ListenDual {
+		bind = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	if fam == unix.AF_INET6 {
+		only := 1
+		if c.Listen == ListenDual {
+			only = 0
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, only); err != nil {
+			unix.Close(fd)
+			return -1, netip.AddrPort{}, err
+		}
+	}
+	if err := unix.Bind(fd, sockaddr(bind)); err != nil {
+		unix.Close(fd)
+		return -1, netip.AddrPort{}, fmt.Errorf("bind %s: %w", bind, err)
+	}
+	if err := unix.Listen(fd, 128); err != nil {
+		unix.Close(fd)
+		return -1, netip.AddrPort{}, err
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return -1, netip.AddrPort{}, err
+	}
+	return fd, netip.AddrPortFrom(c.Server, addrPort(sa).Port()), nil
+}
+
+func sockaddr(ap netip.AddrPort) unix.Sockaddr {
+	if ap.Addr().Is4() {
+		return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	return &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
+}
+
+func addrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch s := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), uint16(s.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(s.Addr), uint16(s.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func family(sa unix.Sockaddr) int {
+	switch sa.(type) {
+	case *unix.SockaddrInet4:
+		return unix.AF_INET
+	case *unix.SockaddrInet6:
+		return unix.AF_INET6
+	}
+	return 0
+}
+
+// nat64Lookup asks getsockopt(IPPROTO_IP, TOA_SO_GET_LOOKUP) for the
+// IPv6 client of an IPv4 socket.
+func nat64Lookup(fd int) (netip.AddrPort, error) {
+	var buf [20]byte
+	l := uint32(len(buf))
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_IP, format.NAT64Lookup,
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return netip.AddrPort{}, e
+	}
+	if l < 18 {
+		return netip.AddrPort{}, fmt.Errorf("NAT64 lookup returned %d bytes", l)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(buf[:16])), uint16(buf[16])<<8|uint16(buf[17])), nil
+}
+
+// Churn makes n connections one after another, each accepted, asked
+// getpeername() and closed on both ends, all on the lab's thread, and
+// returns the time they took and the socket option memory
+// (SK_MEMINFO_OPTMEM, where the kernel charges socket storage) of the
+// first accepted socket, and how many of them accept() saw as want.
+func (l *Lab) Churn(c Conn, n int, want netip.AddrPort) (elapsed time.Duration, optmem uint32, revealed int, err error) {
+	err = l.run(func() error {
+		lfd, dst, err := listen(c)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(lfd)
+		fam := unix.AF_INET
+		if c.Balancer.Is6() {
+			fam = unix.AF_INET6
+		}
+		src, to := sockaddr(netip.AddrPortFrom(c.Balancer, 0)), sockaddr(dst)
+		start := time.Now()
+		for i := range n {
+			cfd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			err = unix.Bind(cfd, src)
+			if err == nil {
+				err = unix.Connect(cfd, to)
+			}
+			if err != nil {
+				unix.Close(cfd)
+				return fmt.Errorf("connect: %w", err)
+			}
+			nfd, sa, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+			if err != nil {
+				unix.Close(cfd)
+				return fmt.Errorf("accept: %w", err)
+			}
+			if addrPort(sa) == want {
+				revealed++
+			}
+			_, _ = unix.Getpeername(nfd)
+			if i == 0 {
+				var mi [unix.SK_MEMINFO_VARS]uint32
+				sz := uint32(len(mi) * 4)
+				if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(nfd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+					uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&sz)), 0); e == 0 {
+					optmem = mi[unix.SK_MEMINFO_OPTMEM]
+				}
+			}
+			// RST instead of TIME_WAIT: thousands of connections from
+			// one source would run out of ports.
+			_ = unix.SetsockoptLinger(cfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+			unix.Close(cfd)
+			unix.Close(nfd)
+		}
+		elapsed = time.Since(start)
+		return nil
+	})
+	return elapsed, optmem, revealed, err
+}

@@ -1,0 +1,255 @@
+package toa_test
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/lvs-node/lvs-node/internal/kerneltest"
+	"github.com/lvs-node/lvs-node/toa"
+	"github.com/lvs-node/lvs-node/toa/format"
+	"github.com/lvs-node/lvs-node/toa/toatest"
+)
+
+var (
+	bal    = netip.MustParseAddr("192.0.2.1")
+	srv    = netip.MustParseAddr("198.51.100.10")
+	client = netip.MustParseAddrPort("203.0.113.7:40001")
+	trust  = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/25")}
+)
+
+func TestAttachBadInput(t *testing.T) {
+	kerneltest.NeedRoot(t)
+	pin := toatest.PinDir(t)
+	unified, err := toa.UnifiedCgroup(toa.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(unified, "lvs-toa-does-not-exist")
+	_, err = toa.Attach(toa.Config{Cgroup: missing}, toa.Options{PinDir: pin})
+	if !errors.Is(err, toa.ErrNoCgroup) || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing cgroup: %v", err)
+	}
+	_, err = toa.Attach(toa.Config{Cgroup: os.TempDir()}, toa.Options{PinDir: pin})
+	if !errors.Is(err, toa.ErrNoCgroup) || !strings.Contains(err.Error(), "cgroup v2") {
+		t.Errorf("not a cgroup: %v", err)
+	}
+	noBPF := filepath.Join(t.TempDir(), "pins")
+	_, err = toa.Attach(toa.Config{}, toa.Options{PinDir: noBPF})
+	if !errors.Is(err, toa.ErrNoBPFFS) || !strings.Contains(err.Error(), "mount -t bpf") {
+		t.Errorf("no bpffs: %v", err)
+	}
+	if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused attach left %s: %v", pin, err)
+	}
+	if _, err := os.Stat(noBPF); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused attach made %s", noBPF)
+	}
+}
+
+// revealed connects once and reports whether accept() saw the client.
+func revealed(t *testing.T, lab *toa.Lab) bool {
+	t.Helper()
+	s, err := lab.Connect(toa.Conn{Listen: toa.ListenIPv4, Server: srv, Balancer: bal})
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	return s.Accept == client && s.Peer == client
+}
+
+func setup(t *testing.T) (*toa.Lab, toatest.Env) {
+	env := toatest.Env{PinDir: toatest.PinDir(t)}
+	lab := toatest.Setup(t, env)
+	opt, _ := format.Encode(format.K254, client)
+	if err := lab.Inject(toa.InACK, opt); err != nil {
+		t.Fatal(err)
+	}
+	return lab, env
+}
+
+func attach(t *testing.T, lab *toa.Lab, env toatest.Env) []string {
+	t.Helper()
+	ch, err := toa.Attach(toa.Config{Cgroup: lab.Cgroup, Trusted: trust}, toa.Options{PinDir: env.PinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// TestRestartUnderTraffic replaces the programs (as a restarted agent
+// with new programs does) while connections arrive: none may miss the
+// address.
+func TestRestartUnderTraffic(t *testing.T) {
+	lab, env := setup(t)
+	attach(t, lab, env)
+	if ch := attach(t, lab, env); len(ch) != 0 {
+		t.Fatalf("a second attach with the same configuration changed %v", ch)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total, missed := 0, 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ok := revealed(t, lab)
+			mu.Lock()
+			total++
+			if !ok {
+				missed++
+			}
+			mu.Unlock()
+		}
+	}()
+	for range 5 {
+		time.Sleep(20 * time.Millisecond)
+		// Pretend the pinned programs are of another version.
+		m, err := ebpf.LoadPinnedMap(filepath.Join(env.PinDir, "toa_meta"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Put(uint32(0), [32]byte{}); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		ch := attach(t, lab, env)
+		if !slices.Contains(ch, "replace sockops on "+lab.Cgroup) || slices.ContainsFunc(ch, func(s string) bool { return strings.HasPrefix(s, "attach ") }) {
+			t.Fatalf("changes %v: want the programs replaced in place", ch)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d connections during 5 replacements", total)
+	if missed > 0 || total < 5 {
+		t.Fatalf("%d of %d connections missed the address", missed, total)
+	}
+}
+
+func TestAttachRepairsAndDetachIsIdempotent(t *testing.T) {
+	lab, env := setup(t)
+	attach(t, lab, env)
+	// A link pin removed by hand detaches that hook: accept() shows the
+	// balancer again until the next attach repairs it.
+	if err := os.Remove(filepath.Join(env.PinDir, "link_getpeername4")); err != nil {
+		t.Fatal(err)
+	}
+	if revealed(t, lab) {
+		t.Fatal("address revealed without the getpeername4 hook")
+	}
+	ch := attach(t, lab, env)
+	if !slices.Contains(ch, "attach getpeername4 to "+lab.Cgroup) {
+		t.Fatalf("repair: %v", ch)
+	}
+	if !revealed(t, lab) {
+		t.Fatal("not revealed after the repair")
+	}
+	// Trusted prefixes change in place.
+	ch, err := toa.Attach(toa.Config{Cgroup: lab.Cgroup, Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, toa.Options{PinDir: env.PinDir})
+	if err != nil || !slices.Equal(ch, []string{"trust 10.0.0.0/8", "distrust 192.0.2.0/25"}) {
+		t.Fatalf("retrust: %v %v", ch, err)
+	}
+	if revealed(t, lab) {
+		t.Fatal("revealed from a source no longer trusted")
+	}
+	st, err := toa.ReadStatus(toa.Options{PinDir: env.PinDir})
+	if err != nil || !st.Attached || len(st.Hooks) != 4 || st.Hooks[0].Cgroup != lab.Cgroup || !slices.Equal(st.Trusted, []string{"10.0.0.0/8"}) {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if _, err := toa.Detach(toa.Options{PinDir: env.PinDir}); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := toa.Detach(toa.Options{PinDir: env.PinDir}); err != nil || len(ch) != 0 {
+		t.Fatalf("second detach: %v %v", ch, err)
+	}
+	if revealed(t, lab) {
+		t.Fatal("revealed after detach")
+	}
+}
+
+// TestConcurrentAttach: several processes' worth of attaches at once end
+// in one consistent attachment.
+func TestConcurrentAttach(t *testing.T) {
+	lab, env := setup(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := toa.Attach(toa.Config{Cgroup: lab.Cgroup, Trusted: trust}, toa.Options{PinDir: env.PinDir})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := toa.ReadStatus(toa.Options{PinDir: env.PinDir})
+	if err != nil || len(st.Hooks) != 4 || len(st.Problems) != 0 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if !revealed(t, lab) {
+		t.Fatal("not revealed")
+	}
+}
+
+// TestVerifySelfTest runs the self-test against eBPF TOA attached to the
+// unified root's child cgroup the lab lives in, and without anything
+// attached (where it must fail).
+func TestVerifySelfTest(t *testing.T) {
+	kerneltest.NeedRoot(t)
+	pin := toatest.PinDir(t)
+	unified, err := toa.UnifiedCgroup(toa.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := filepath.Join(unified, "lvs-toa-verify-parent")
+	if err := os.Mkdir(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(parent) })
+	rep, err := toa.Verify(toa.VerifyOptions{Options: toa.Options{PinDir: pin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pass {
+		t.Fatalf("verify passed with nothing attached:\n%s", rep.Text())
+	}
+	if _, err := toa.Attach(toa.Config{Cgroup: parent, Trusted: trust}, toa.Options{PinDir: pin}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toa.Detach(toa.Options{PinDir: pin}) })
+	rep, err = toa.Verify(toa.VerifyOptions{Options: toa.Options{PinDir: pin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + rep.Text())
+	if !rep.Pass || len(rep.Cases) != 3 || rep.Cases[2].Skipped == "" {
+		t.Fatalf("verify:\n%s", rep.Text())
+	}
+	ents, _ := os.ReadDir(parent)
+	for _, e := range ents {
+		if e.IsDir() {
+			t.Errorf("verify left cgroup %s", e.Name())
+		}
+	}
+}

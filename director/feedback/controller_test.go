@@ -32,7 +32,7 @@ func spec(mod func(*Spec)) Spec {
 	return s
 }
 
-func f(v float64) *float64 { return &v }
+func f(v float64) *float64  { return &v }
 func pc(v float64) *Percent { p := Percent(v); return &p }
 
 func TestController(t *testing.T) {

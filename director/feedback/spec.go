@@ -150,3 +150,6 @@ func Defaults() Spec {
 	s.Validate(nil, "")
 	return s
 }
+
+// Duration converts d for a Spec field.
+func Duration(d time.Duration) config.Duration { return config.Duration(d) }

@@ -55,6 +55,8 @@ type Realserver struct {
 	// DummyInterface names the dummy interface for VIPs with
 	// interface: dummy. Default lvs0.
 	DummyInterface string `yaml:"dummy_interface"`
+	// Reporting holds agent: and load: (reporting_config.go).
+	Reporting `yaml:",inline"`
 }
 
 // VIP is one virtual address served by this real server.
@@ -260,6 +262,7 @@ func Validate(c *Config, doc *config.Doc) error {
 			routeVia[pfx] = gw
 		}
 	}
+	errs = append(errs, validateReporting(rs, doc)...)
 	if c.Listen.Metrics != "" {
 		if _, _, err := net.SplitHostPort(c.Listen.Metrics); err != nil {
 			add(doc.Errorf("listen.metrics", "want host:port such as 127.0.0.1:9723, got %q", c.Listen.Metrics))

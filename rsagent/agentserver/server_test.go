@@ -47,7 +47,7 @@ type report struct {
 	r  Report
 }
 
-func (p *report) get() Report { p.mu.Lock(); defer p.mu.Unlock(); return p.r }
+func (p *report) get() Report  { p.mu.Lock(); defer p.mu.Unlock(); return p.r }
 func (p *report) set(r Report) { p.mu.Lock(); defer p.mu.Unlock(); p.r = r }
 
 func start(t *testing.T, opts Options) (*Server, netip.AddrPort) {

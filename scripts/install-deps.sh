@@ -2,7 +2,8 @@
 # Installs what building and testing lvs-node needs on Debian or Ubuntu:
 # qemu (the lab VM), a Debian kernel with IPVS and IPIP modules for the VM,
 # busybox-static (the VM's init and shell), ipvsadm and iproute2 (cross-checks
-# inside the VM), keepalived (benchmarks), nftables and kmod.
+# inside the VM), keepalived (benchmarks), haproxy (polls the real-server agent
+# in a test), nftables and kmod.
 # As root it installs what is missing with apt-get; otherwise it prints the
 # command to run and fails.
 set -euo pipefail
@@ -13,6 +14,7 @@ have qemu-system-x86_64 || need+=(qemu-system-x86)
 [ -e /bin/busybox ] || need+=(busybox-static)
 have /usr/sbin/ipvsadm || need+=(ipvsadm)
 have /usr/sbin/keepalived || need+=(keepalived)
+have /usr/sbin/haproxy || need+=(haproxy)
 have /sbin/ip || need+=(iproute2)
 have /usr/sbin/nft || need+=(nftables)
 have modprobe || need+=(kmod)

@@ -182,7 +182,9 @@ backend be
 	rep.set(Report{Capacity: f(40), Admin: agentcheck.AdminReady})
 	waitUntil("weight 40", func(st, stat map[string]string) bool { return st["srv_uweight"] == "40" && stat["weight"] == "40" })
 	rep.set(Report{Capacity: f(40), Admin: agentcheck.AdminDrain})
-	waitUntil("drain", func(st, stat map[string]string) bool { return adminDrain(st) && strings.HasPrefix(stat["status"], "DRAIN") })
+	waitUntil("drain", func(st, stat map[string]string) bool {
+		return adminDrain(st) && strings.HasPrefix(stat["status"], "DRAIN")
+	})
 	rep.set(Report{Capacity: f(90), Admin: agentcheck.AdminReady})
 	waitUntil("ready at 90", func(st, stat map[string]string) bool {
 		return !adminDrain(st) && st["srv_uweight"] == "90" && stat["weight"] == "90"

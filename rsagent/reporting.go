@@ -273,3 +273,6 @@ func reportingChanged(old, cur *Realserver, doc *config.Doc) *config.Error {
 	}
 	return doc.Errorf(path, "agent and load cannot change on reload; restart the daemon")
 }
+
+// Stats returns the agent's counters.
+func (r *Reporter) Stats() agentserver.Stats { return r.server.Stats() }

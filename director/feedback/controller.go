@@ -30,6 +30,16 @@ type Decision struct {
 	Reason string
 }
 
+// Effective is the weight this decision alone gives: 0 for drain, maint
+// or an agent reporting down (with agent_health), Weight otherwise. The
+// director's own health checks come first (see the package doc).
+func (d Decision) Effective() int {
+	if d.AgentDown || d.Admin == agentcheck.AdminDrain || d.Admin == agentcheck.AdminMaint {
+		return 0
+	}
+	return d.Weight
+}
+
 // Controller turns an agent's replies into a weight for one real server
 // of one virtual service. It is pure: time comes in with each
 // observation, and nothing is written anywhere.

@@ -41,10 +41,20 @@ func (e *PollError) Unwrap() error { return e.Err }
 // grammar does not know is an error of kind malformed: the director acts
 // on no doubtful reply.
 func Poll(ctx context.Context, addr netip.AddrPort, token string, timeout time.Duration) (agentcheck.Reply, error) {
+	return poll(ctx, nil, addr, token, timeout)
+}
+
+// DialFunc opens a connection, as net.Dialer.DialContext does.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+func poll(ctx context.Context, dial DialFunc, addr netip.AddrPort, token string, timeout time.Duration) (agentcheck.Reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "tcp", addr.String())
 	if err != nil {
 		return agentcheck.Reply{}, classify(ErrKindConnect, err)
 	}

@@ -60,6 +60,9 @@ type Options struct {
 	// Log receives one line per weight change, with its reason. Nil
 	// discards.
 	Log *slog.Logger
+	// Dial opens the connections to the agents (a source address, a
+	// network namespace). Nil dials with net.Dialer.
+	Dial DialFunc
 }
 
 // Poller polls the agents of the configured real servers and hands the
@@ -270,7 +273,7 @@ func (p *Poller[K]) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func(a *agent[K], token string) {
 				defer wg.Done()
-				r, err := Poll(pctx, a.key.addr, token, a.timeout)
+				r, err := poll(pctx, p.opts.Dial, a.key.addr, token, a.timeout)
 				results <- result[K]{a: a, reply: r, err: err, at: time.Now()}
 			}(a, a.key.token)
 		}

@@ -44,8 +44,10 @@ e2e:
 lab: deps
 	LVS_DEMO=1 $(GO) test -tags e2e -count=1 -v -timeout 20m -run '^TestDemo$$' ./e2e
 
-## bench: side-by-side benchmarks with ipvsadm -R and keepalived in the VM.
+## bench: side-by-side benchmarks with ipvsadm -R and keepalived in the VM,
+## after the host benchmarks of load feedback (simulation, 10,000 agents).
 bench: deps
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./director/feedback
 	$(GO) test -tags e2e -count=1 -run '^$$' -bench . -benchtime 1x -timeout 80m ./e2e
 
 fuzz:

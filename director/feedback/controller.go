@@ -51,6 +51,7 @@ type Controller struct {
 	smoothed float64 // smoothed capacity ratio
 	target   float64 // last capacity ratio the agent reported
 	pending  int     // sign of an unconfirmed level shift
+	prevTgt  float64 // the capacity the previous reply reported
 	lastGood time.Time
 	since    time.Time // start, for an agent that never answered
 	health   agentcheck.Health
@@ -109,6 +110,7 @@ func (c *Controller) Observe(r agentcheck.Reply, now time.Time) (Decision, bool)
 		}
 	}
 	c.smooth()
+	c.prevTgt = c.target
 	w, limited := c.weight(prev.Weight)
 	if w != prev.Weight {
 		next.Weight = w
@@ -176,8 +178,10 @@ func joinReasons(why []string) string {
 // moves are smoothed (EWMA); a move of more than twice the dead band is
 // a level shift: the first reply is smoothed like any other, and when
 // the next reply confirms it (same direction, still beyond) the smoothed
-// value takes the reported one at once. So noise is damped while a real
-// change is followed within two polls.
+// value takes the reported one at once, provided both replies agree
+// within the dead band. So noise and the swings of a loop (the weight
+// moves the load, which moves the report) are damped, while a real change
+// is followed within two polls.
 func (c *Controller) smooth() {
 	alpha := *c.spec.Smoothing
 	d := c.target - c.smoothed
@@ -192,7 +196,8 @@ func (c *Controller) smooth() {
 	case math.Abs(d) <= shift:
 		c.smoothed += (1 - alpha) * d
 		c.pending = 0
-	case c.pending == sign:
+	case c.pending == sign && math.Abs(c.target-c.prevTgt) <= float64(*c.spec.DeadBand):
+		// Two replies agree on a new level: take it.
 		c.smoothed = c.target
 		c.pending = 0
 	default:

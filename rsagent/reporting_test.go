@@ -221,6 +221,10 @@ func TestDaemonAgentAndAdminState(t *testing.T) {
 	}
 	stop, _ = start()
 	defer stop()
+	waitFor(t, 2*time.Second, "the agent after restart", func() bool {
+		_, err := feedback.Poll(bg, agentAddr, "", 200*time.Millisecond)
+		return err == nil
+	})
 	if r := poll(); r.Admin != agentcheck.AdminDrain {
 		t.Fatalf("after restart: %q, want drain", r.String())
 	}

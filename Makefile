@@ -50,9 +50,11 @@ lab: deps
 
 ## bench: side-by-side benchmarks with ipvsadm -R and keepalived in the VM,
 ## the health checker at 10,000 TCP / 2,000 HTTP checks/s on the host,
-## and eBPF TOA on the host kernel (connections/s with and without it).
+## eBPF TOA on the host kernel (connections/s with and without it), and
+## load feedback (simulation, 10,000 agents) on the host.
 bench: deps bench-toa
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./healthz
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./director/feedback
 	$(GO) test -tags e2e -count=1 -run '^$$' -bench . -benchtime 1x -timeout 80m ./e2e
 
 bench-toa:

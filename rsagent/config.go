@@ -57,6 +57,8 @@ type Realserver struct {
 	DummyInterface string `yaml:"dummy_interface"`
 	// TOA reveals client addresses behind full-NAT balancers (toa.go).
 	TOA *TOA `yaml:"toa"`
+	// Reporting holds agent: and load: (reporting_config.go).
+	Reporting `yaml:",inline"`
 }
 
 // VIP is one virtual address served by this real server.
@@ -263,6 +265,7 @@ func Validate(c *Config, doc *config.Doc) error {
 			routeVia[pfx] = gw
 		}
 	}
+	errs = append(errs, validateReporting(rs, doc)...)
 	if c.Listen.Metrics != "" {
 		if _, _, err := net.SplitHostPort(c.Listen.Metrics); err != nil {
 			add(doc.Errorf("listen.metrics", "want host:port such as 127.0.0.1:9723, got %q", c.Listen.Metrics))

@@ -51,6 +51,11 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	}
 	done := make(chan struct{})
 	defer close(done)
+	rep, stopReporting, err := startReporting(ctx, a.cfg.Realserver, a.log, m)
+	if err != nil {
+		return err
+	}
+	defer stopReporting()
 	reqs := make(chan ctlReq)
 	if opts.Control != "" {
 		ln, err := control.Listen(opts.Control)
@@ -58,7 +63,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 			return err
 		}
 		defer ln.Close() // removes the socket file
-		go control.Serve(ctx, ln, a.log, handler(reqs, done), cmdStatus, cmdReload)
+		go control.Serve(ctx, ln, a.log, rep.ControlHandler(handler(reqs, done), a.log), append([]string{cmdStatus, cmdReload}, AdminCommands()...)...)
 	}
 
 	var notReady atomic.Pointer[string]
@@ -225,6 +230,9 @@ func (a *Agent) reload(path string) ([]string, error) {
 	}
 	if cfg.Listen != old.Listen {
 		errs = append(errs, doc.Errorf("listen", "listen cannot change on reload; restart the daemon"))
+	}
+	if e := reportingChanged(old.Realserver, cfg.Realserver, doc); e != nil {
+		errs = append(errs, e)
 	}
 	if err := errs.Err(); err != nil {
 		return nil, err

@@ -3,8 +3,9 @@
 # qemu (the lab VM), a Debian kernel with IPVS and IPIP modules for the VM,
 # busybox-static (the VM's init and shell), ipvsadm and iproute2 (cross-checks
 # inside the VM), keepalived (benchmarks, and the importer tests run keepalived -t),
-# netbase (/etc/services: port names of ipvsadm-save), nftables and kmod, and
-# the pinned clang with libbpf's headers that make generate (and its check) uses.
+# haproxy (polls the real-server agent in a test), netbase (/etc/services: port
+# names of ipvsadm-save), nftables and kmod, and the pinned clang with libbpf's
+# headers that make generate (and its check) uses.
 # As root it installs what is missing with apt-get; otherwise it prints the
 # command to run and fails.
 set -euo pipefail
@@ -16,6 +17,7 @@ have qemu-system-x86_64 || need+=(qemu-system-x86)
 have /usr/sbin/ipvsadm || need+=(ipvsadm)
 have /usr/sbin/keepalived || need+=(keepalived)
 have /etc/services || need+=(netbase)
+have /usr/sbin/haproxy || need+=(haproxy)
 have /sbin/ip || need+=(iproute2)
 have /usr/sbin/nft || need+=(nftables)
 have modprobe || need+=(kmod)

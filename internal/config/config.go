@@ -374,6 +374,15 @@ func (d *decoder) fail(n *yaml.Node, path *keyPath, format string, args ...any) 
 
 var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 
+// NodeDecoder is a value that decodes itself from its YAML node, for a key
+// that takes more than one shape (a string or a list, say). The error's
+// text is reported at the node's position.
+type NodeDecoder interface {
+	DecodeNode(n *yaml.Node) error
+}
+
+var nodeDecoderType = reflect.TypeFor[NodeDecoder]()
+
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -401,6 +410,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path *keyPath) {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
 		d.decode(n, v.Elem(), path)
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
+		if err := v.Addr().Interface().(NodeDecoder).DecodeNode(n); err != nil {
+			d.fail(n, path, "%v", err)
+		}
 		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {

@@ -63,6 +63,7 @@ and down puts back exactly those values and removes only what lvs-node added.`,
 			},
 		},
 	)
+	cmd.AddCommand(newRealserverAdminCmds(&cfgPath)...)
 	return cmd
 }
 

@@ -16,16 +16,17 @@ const (
 	DefaultStateDir       = "/var/lib/lvs-node"
 	DefaultWatchInterval  = 2 * time.Second
 	DefaultDummyInterface = "lvs0"
-	// DefaultControl is the control socket when listen.control is not
-	// given; its directory is the real-server unit's RuntimeDirectory, apart
-	// from the director's so that either unit can stop without removing the
-	// other's socket.
-	DefaultControl     = "/run/lvs-node/realserver/control.sock"
-	DefaultARPIgnore   = 1
-	DefaultARPAnnounce = 2
+	DefaultARPIgnore      = 1
+	DefaultARPAnnounce    = 2
 	// LoLabel is the label of IPv4 VIPs on lo.
 	LoLabel = "lo:lvs"
 )
+
+// DefaultControl is the control socket when listen.control is not given;
+// its directory is the real-server unit's RuntimeDirectory, apart from the
+// director's, so that either unit can stop without removing the other's
+// socket.
+const DefaultControl = "/run/lvs-node/realserver/control.sock"
 
 // Forwarding methods.
 const (

@@ -57,7 +57,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-//
 // With LVS_PACKAGES_DIR set (make packages), the packages are those found
 // there instead.
 func built(t *testing.T, arch string) (deb, rpm string) {

@@ -57,8 +57,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// With LVS_PACKAGES_DIR set (make packages), the packages are those found
-// there instead.
+// built returns the .deb and .rpm of arch, building them on first use.
+// With LVS_PACKAGES_DIR set (make packages), they are those found there
+// instead.
 func built(t *testing.T, arch string) (deb, rpm string) {
 	t.Helper()
 	if dir := os.Getenv("LVS_PACKAGES_DIR"); dir != "" {

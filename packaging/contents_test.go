@@ -1,6 +1,7 @@
 package packaging_test
 
 import (
+	"debug/buildinfo"
 	"debug/elf"
 	"io"
 	"os"
@@ -251,5 +252,36 @@ func staticELF(t *testing.T, path string, machine elf.Machine) {
 	}
 	if _, err := exec.LookPath("file"); err == nil {
 		t.Logf("%s", run(t, "file", path))
+	}
+}
+
+// The copyright file names every Go module linked into the binary.
+func TestCopyrightNamesEveryModule(t *testing.T) {
+	need(t, "dpkg-deb")
+	deb, _ := built(t, "amd64")
+	root := t.TempDir()
+	run(t, "dpkg-deb", "-x", deb, root)
+	bi, err := buildinfo.ReadFile(filepath.Join(root, "usr/sbin/lvs-node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyright, err := os.ReadFile(filepath.Join(root, "usr/share/doc/lvs-node/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(copyright), "\n") {
+		f := strings.Fields(strings.TrimPrefix(line, "Files:"))
+		if len(f) == 1 && (strings.HasPrefix(line, "Files:") || strings.HasPrefix(line, " ")) {
+			listed[f[0]] = true
+		}
+	}
+	if len(bi.Deps) == 0 {
+		t.Fatal("the binary carries no module list")
+	}
+	for _, dep := range bi.Deps {
+		if !listed[dep.Path] {
+			t.Errorf("packaging/copyright does not list %s %s, which the binary links", dep.Path, dep.Version)
+		}
 	}
 }

@@ -9,7 +9,10 @@ LDFLAGS   := -s -w -X github.com/lvs-node/lvs-node/internal/cli.version=$(VERSIO
 E2E_RUN   ?= .
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test unit e2e lab bench lint fuzz clean
+NFPM      ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+PKG_ARCHES ?= amd64 arm64
+
+.PHONY: all build deps test unit e2e lab bench lint fuzz clean packages
 
 all: build
 
@@ -51,5 +54,16 @@ bench: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/config
 
+## packages: .deb and .rpm for each of PKG_ARCHES in dist/ (nfpm, pinned), then
+## the package tests on them. make test builds and checks the amd64 ones itself.
+packages: deps
+	rm -rf dist
+	for arch in $(PKG_ARCHES); do \
+	  VERSION='$(VERSION)' COMMIT='$(COMMIT)' LDFLAGS='$(LDFLAGS)' NFPM='$(NFPM)' GO='$(GO)' \
+	    bash packaging/build.sh $$arch dist || exit 1; \
+	done
+	LVS_PACKAGES_DIR=$(CURDIR)/dist $(GO) test -count=1 -run 'Contents|Arm64|Lintian|Verify|Install' ./packaging
+	@ls -l dist
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -2,7 +2,9 @@
 # Installs what building and testing lvs-node needs on Debian or Ubuntu:
 # qemu (the lab VM), a Debian kernel with IPVS and IPIP modules for the VM,
 # busybox-static (the VM's init and shell), ipvsadm and iproute2 (cross-checks
-# inside the VM), keepalived (benchmarks), nftables and kmod.
+# inside the VM), keepalived (benchmarks), nftables and kmod; for the package
+# tests lintian, rpm and systemd (systemd-analyze), and promtool, taken alone
+# from Debian's prometheus package (the server itself is not installed).
 # As root it installs what is missing with apt-get; otherwise it prints the
 # command to run and fails.
 set -euo pipefail
@@ -19,6 +21,10 @@ have modprobe || need+=(kmod)
 have nsenter || need+=(util-linux)
 have ldd || need+=(libc-bin)
 have make || need+=(make)
+have lintian || need+=(lintian)
+have rpm || need+=(rpm)
+have systemd-analyze || need+=(systemd)
+have chroot || need+=(coreutils)
 if ! ls /lib/modules/*/kernel/net/netfilter/ipvs/ip_vs.ko >/dev/null 2>&1 || ! ls /boot/vmlinuz-* >/dev/null 2>&1; then
   need+=(linux-image-amd64)
 fi
@@ -38,6 +44,23 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q
   # shellcheck disable=SC2086
   apt-get install -y -q --no-install-recommends ${need[*]}
+fi
+
+# promtool: only the one binary out of Debian's prometheus package, whose
+# server, service and user the tests do not want.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "lvs-node's tests need promtool; as root, run: bash scripts/install-deps.sh" >&2
+    exit 1
+  fi
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  echo "installing: promtool (from Debian's prometheus package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root prometheus)
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
+  install -m 0755 "$tmp/usr/bin/promtool" /usr/local/bin/promtool
 fi
 
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then

@@ -104,6 +104,23 @@ func shell(t *testing.T, h *topo.Host, name string, args ...string) (string, int
 	return out, 0
 }
 
+// expect runs /etc/init.d/lvs-node-ROLE ACTION on h, wants the exit
+// status want and returns the output.
+func expect(t *testing.T, h *topo.Host, role, action string, want int) string {
+	t.Helper()
+	out, code := initd(t, h, role, action)
+	wantCode(t, role+" "+action, out, code, want)
+	return out
+}
+
+// hasVIP fails the test unless addr is on h's lo.
+func hasVIP(t *testing.T, h *topo.Host, addr, when string) {
+	t.Helper()
+	if lo := h.MustRun(t, "ip", "-4", "addr", "show", "dev", "lo"); !strings.Contains(lo, addr+"/32") {
+		t.Fatalf("%s: %s is not bound:\n%s", when, addr, lo)
+	}
+}
+
 func wantCode(t *testing.T, what, out string, code, want int) {
 	t.Helper()
 	if code != want {
@@ -151,42 +168,30 @@ func TestInitScripts(t *testing.T) {
 	// The real server. A file that does not validate: start fails with the
 	// problem and "not configured".
 	writeConfig(t, "realserver", fmt.Sprintf(initRealserver, "\n    - {address: 10.0.0.100, mode: sideways}"))
-	out, code := initd(t, rs, "realserver", "start")
-	wantCode(t, "start with a bad file", out, code, 6)
+	out := expect(t, rs, "realserver", "start", 6)
 	if !strings.Contains(out, "/etc/lvs-node/realserver.yaml:3:") || !strings.Contains(out, "mode") {
 		t.Fatalf("start with a bad file does not name the problem:\n%s", out)
 	}
-	out, code = initd(t, rs, "realserver", "status")
-	wantCode(t, "status before start", out, code, 3)
+	out = expect(t, rs, "realserver", "status", 3)
 
 	writeConfig(t, "realserver", fmt.Sprintf(initRealserver, "\n    - {address: 10.0.0.100, mode: dr}"))
-	out, code = initd(t, rs, "realserver", "start")
-	wantCode(t, "start", out, code, 0)
-	// start returns once the daemon has applied everything.
-	if lo := rs.MustRun(t, "ip", "-4", "addr", "show", "dev", "lo"); !strings.Contains(lo, "10.0.0.100/32") {
-		t.Fatalf("start returned before the VIP was bound:\n%s", lo)
-	}
-	out, code = initd(t, rs, "realserver", "status")
-	wantCode(t, "status", out, code, 0)
+	out = expect(t, rs, "realserver", "start", 0)
+	hasVIP(t, rs, "10.0.0.100", "start returned") // once the daemon has applied everything
+	out = expect(t, rs, "realserver", "status", 0)
 	if !strings.Contains(out, "running (pid "+pidOf(t, "realserver")+")") {
 		t.Errorf("status: %s", out)
 	}
-	out, code = initd(t, rs, "realserver", "start")
-	wantCode(t, "start when running", out, code, 0)
+	out = expect(t, rs, "realserver", "start", 0)
 
 	// Reload waits for the daemon's verdict: the new VIP is there when it
 	// returns.
 	writeConfig(t, "realserver", fmt.Sprintf(initRealserver, "\n    - {address: 10.0.0.100, mode: dr}\n    - {address: 10.0.0.101, mode: dr}"))
-	out, code = initd(t, rs, "realserver", "reload")
-	wantCode(t, "reload", out, code, 0)
-	if lo := rs.MustRun(t, "ip", "-4", "addr", "show", "dev", "lo"); !strings.Contains(lo, "10.0.0.101/32") {
-		t.Fatalf("reload returned before the new VIP was bound:\n%s", lo)
-	}
+	out = expect(t, rs, "realserver", "reload", 0)
+	hasVIP(t, rs, "10.0.0.101", "reload returned")
 	pid := pidOf(t, "realserver")
 	applied := rsState(t, rs)
 	writeConfig(t, "realserver", fmt.Sprintf(initRealserver, "\n    - {address: 10.0.0.100, mode: dr, gateway: 10.0.0.1}"))
-	out, code = initd(t, rs, "realserver", "reload")
-	wantCode(t, "reload with a bad file", out, code, 1)
+	out = expect(t, rs, "realserver", "reload", 1)
 	if !strings.Contains(out, "realserver.yaml:3:") {
 		t.Errorf("a refused reload does not name the problem:\n%s", out)
 	}
@@ -194,8 +199,7 @@ func TestInitScripts(t *testing.T) {
 		t.Fatalf("a refused reload changed the host:\n%s\nwant:\n%s", got, applied)
 	}
 	// restart validates before it stops anything.
-	out, code = initd(t, rs, "realserver", "restart")
-	wantCode(t, "restart with a bad file", out, code, 6)
+	out = expect(t, rs, "realserver", "restart", 6)
 	if pidOf(t, "realserver") != pid {
 		t.Fatal("a restart with a bad file stopped the daemon")
 	}
@@ -204,52 +208,41 @@ func TestInitScripts(t *testing.T) {
 	// A daemon that died leaves its pid file: status 1, and start copes.
 	rs.MustRun(t, "kill", "-KILL", pid)
 	waitFor(t, 5*time.Second, "the killed daemon to go", func() bool { _, err := os.Stat("/proc/" + pid); return err != nil })
-	out, code = initd(t, rs, "realserver", "status")
-	wantCode(t, "status after a crash", out, code, 1)
-	out, code = initd(t, rs, "realserver", "start")
-	wantCode(t, "start after a crash", out, code, 0)
+	out = expect(t, rs, "realserver", "status", 1)
+	out = expect(t, rs, "realserver", "start", 0)
 
 	// Stopping the daemon leaves the host serving.
-	out, code = initd(t, rs, "realserver", "stop")
-	wantCode(t, "stop", out, code, 0)
-	out, code = initd(t, rs, "realserver", "status")
-	wantCode(t, "status after stop", out, code, 3)
+	out = expect(t, rs, "realserver", "stop", 0)
+	out = expect(t, rs, "realserver", "status", 3)
 	if got := rsState(t, rs); got != applied {
 		t.Fatalf("stopping the real server changed the host:\n%s\nwant it still serving:\n%s", got, applied)
 	}
-	out, code = initd(t, rs, "realserver", "stop")
-	wantCode(t, "stop when stopped", out, code, 0)
-	out, code = initd(t, rs, "realserver", "bogus")
-	wantCode(t, "an unknown action", out, code, 2)
+	out = expect(t, rs, "realserver", "stop", 0)
+	out = expect(t, rs, "realserver", "bogus", 2)
 
 	// The director.
 	echo := echoServer(t, rs, "10.0.0.100:7000")
 	defer echo.Close()
 	writeConfig(t, "director", "virtual_services: [{name: x, vip: 10.0.0.100, port: 80, scheduler: fastest}]\n")
-	out, code = initd(t, dir, "director", "start")
-	wantCode(t, "director start with a bad file", out, code, 6)
+	out = expect(t, dir, "director", "start", 6)
 	if !strings.Contains(out, "director.yaml:1:") {
 		t.Fatalf("start with a bad file does not name the problem:\n%s", out)
 	}
 	writeConfig(t, "director", fmt.Sprintf(initDirector, 1))
-	out, code = initd(t, dir, "director", "start")
-	wantCode(t, "director start", out, code, 0)
+	out = expect(t, dir, "director", "start", 0)
 	waitFor(t, 20*time.Second, "the director to program IPVS", func() bool {
 		out, _ := dir.Run(t, "ipvsadm", "-Ln")
 		return strings.Contains(out, "10.0.0.11:7000               Route   1")
 	})
-	out, code = initd(t, dir, "director", "status")
-	wantCode(t, "director status", out, code, 0)
+	out = expect(t, dir, "director", "status", 0)
 	writeConfig(t, "director", fmt.Sprintf(initDirector, 5))
-	out, code = initd(t, dir, "director", "reload")
-	wantCode(t, "director reload", out, code, 0)
+	out = expect(t, dir, "director", "reload", 0)
 	if table := dir.MustRun(t, "ipvsadm", "-Ln"); !strings.Contains(table, "10.0.0.11:7000               Route   5") {
 		t.Fatalf("reload returned before the new weight was applied:\n%s", table)
 	}
 	table := dir.MustRun(t, "ipvsadm", "-Ln")
 	writeConfig(t, "director", strings.Replace(fmt.Sprintf(initDirector, 7), "scheduler: rr", "scheduler: fastest", 1))
-	out, code = initd(t, dir, "director", "reload")
-	wantCode(t, "director reload with a bad file", out, code, 1)
+	out = expect(t, dir, "director", "reload", 1)
 	if !strings.Contains(out, "director.yaml:9:") {
 		t.Errorf("a refused reload does not name the problem:\n%s", out)
 	}
@@ -265,7 +258,7 @@ func TestInitScripts(t *testing.T) {
 	defer conn.close()
 	conn.roundTrip(t, "before the upgrade")
 	dpid := pidOf(t, "director")
-	out, code = shell(t, dir, "sh", filepath.Join(maint, "deb-postinst"), "configure", "0.0.9")
+	out, code := shell(t, dir, "sh", filepath.Join(maint, "deb-postinst"), "configure", "0.0.9")
 	wantCode(t, "postinst configure (upgrade)", out, code, 0)
 	if pidOf(t, "director") == dpid {
 		t.Fatalf("the upgrade did not restart the running director:\n%s", out)
@@ -275,10 +268,8 @@ func TestInitScripts(t *testing.T) {
 	}
 	conn.roundTrip(t, "after the director restarted")
 
-	out, code = initd(t, dir, "director", "stop")
-	wantCode(t, "director stop", out, code, 0)
-	out, code = initd(t, dir, "director", "status")
-	wantCode(t, "director status after stop", out, code, 3)
+	out = expect(t, dir, "director", "stop", 0)
+	out = expect(t, dir, "director", "status", 3)
 	if got := dir.MustRun(t, "ipvsadm", "-Ln"); !strings.Contains(got, "10.0.0.11:7000") {
 		t.Fatalf("stopping the director removed the IPVS service:\n%s", got)
 	}

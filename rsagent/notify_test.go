@@ -34,17 +34,13 @@ func TestNotifyReadyReloadStop(t *testing.T) {
 	mgr := sdnotifytest.Listen(t)
 	f := newFake(t)
 	tmp := t.TempDir()
-	cfgPath := filepath.Join(tmp, "rs.yaml")
+	c, doc := loadYAML(t, tmp, ctlConfig)
+	cfgPath := doc.File
 	write := func(body string) {
 		t.Helper()
-		if err := os.WriteFile(cfgPath, []byte(strings.Replace(body, "STATE", filepath.Join(tmp, "state"), 1)), 0o600); err != nil {
+		if err := os.WriteFile(cfgPath, []byte(strings.Replace(body, "STATE", tmp, 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-	}
-	write(ctlConfig)
-	c, doc, err := LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
 	}
 	a := newAgent(t, f, c, doc)
 	var logs syncBuf

@@ -172,21 +172,21 @@ func TestInitScripts(t *testing.T) {
 	if !strings.Contains(out, "/etc/lvs-node/realserver.yaml:3:") || !strings.Contains(out, "mode") {
 		t.Fatalf("start with a bad file does not name the problem:\n%s", out)
 	}
-	out = expect(t, rs, "realserver", "status", 3)
+	expect(t, rs, "realserver", "status", 3)
 
 	writeConfig(t, "realserver", fmt.Sprintf(initRealserver, "\n    - {address: 10.0.0.100, mode: dr}"))
-	out = expect(t, rs, "realserver", "start", 0)
+	expect(t, rs, "realserver", "start", 0)
 	hasVIP(t, rs, "10.0.0.100", "start returned") // once the daemon has applied everything
 	out = expect(t, rs, "realserver", "status", 0)
 	if !strings.Contains(out, "running (pid "+pidOf(t, "realserver")+")") {
 		t.Errorf("status: %s", out)
 	}
-	out = expect(t, rs, "realserver", "start", 0)
+	expect(t, rs, "realserver", "start", 0)
 
 	// Reload waits for the daemon's verdict: the new VIP is there when it
 	// returns.
 	writeConfig(t, "realserver", fmt.Sprintf(initRealserver, "\n    - {address: 10.0.0.100, mode: dr}\n    - {address: 10.0.0.101, mode: dr}"))
-	out = expect(t, rs, "realserver", "reload", 0)
+	expect(t, rs, "realserver", "reload", 0)
 	hasVIP(t, rs, "10.0.0.101", "reload returned")
 	pid := pidOf(t, "realserver")
 	applied := rsState(t, rs)
@@ -199,7 +199,7 @@ func TestInitScripts(t *testing.T) {
 		t.Fatalf("a refused reload changed the host:\n%s\nwant:\n%s", got, applied)
 	}
 	// restart validates before it stops anything.
-	out = expect(t, rs, "realserver", "restart", 6)
+	expect(t, rs, "realserver", "restart", 6)
 	if pidOf(t, "realserver") != pid {
 		t.Fatal("a restart with a bad file stopped the daemon")
 	}
@@ -208,17 +208,17 @@ func TestInitScripts(t *testing.T) {
 	// A daemon that died leaves its pid file: status 1, and start copes.
 	rs.MustRun(t, "kill", "-KILL", pid)
 	waitFor(t, 5*time.Second, "the killed daemon to go", func() bool { _, err := os.Stat("/proc/" + pid); return err != nil })
-	out = expect(t, rs, "realserver", "status", 1)
-	out = expect(t, rs, "realserver", "start", 0)
+	expect(t, rs, "realserver", "status", 1)
+	expect(t, rs, "realserver", "start", 0)
 
 	// Stopping the daemon leaves the host serving.
-	out = expect(t, rs, "realserver", "stop", 0)
-	out = expect(t, rs, "realserver", "status", 3)
+	expect(t, rs, "realserver", "stop", 0)
+	expect(t, rs, "realserver", "status", 3)
 	if got := rsState(t, rs); got != applied {
 		t.Fatalf("stopping the real server changed the host:\n%s\nwant it still serving:\n%s", got, applied)
 	}
-	out = expect(t, rs, "realserver", "stop", 0)
-	out = expect(t, rs, "realserver", "bogus", 2)
+	expect(t, rs, "realserver", "stop", 0)
+	expect(t, rs, "realserver", "bogus", 2)
 
 	// The director.
 	echo := echoServer(t, rs, "10.0.0.100:7000")
@@ -229,14 +229,14 @@ func TestInitScripts(t *testing.T) {
 		t.Fatalf("start with a bad file does not name the problem:\n%s", out)
 	}
 	writeConfig(t, "director", fmt.Sprintf(initDirector, 1))
-	out = expect(t, dir, "director", "start", 0)
+	expect(t, dir, "director", "start", 0)
 	waitFor(t, 20*time.Second, "the director to program IPVS", func() bool {
 		out, _ := dir.Run(t, "ipvsadm", "-Ln")
 		return strings.Contains(out, "10.0.0.11:7000               Route   1")
 	})
-	out = expect(t, dir, "director", "status", 0)
+	expect(t, dir, "director", "status", 0)
 	writeConfig(t, "director", fmt.Sprintf(initDirector, 5))
-	out = expect(t, dir, "director", "reload", 0)
+	expect(t, dir, "director", "reload", 0)
 	if table := dir.MustRun(t, "ipvsadm", "-Ln"); !strings.Contains(table, "10.0.0.11:7000               Route   5") {
 		t.Fatalf("reload returned before the new weight was applied:\n%s", table)
 	}
@@ -268,8 +268,8 @@ func TestInitScripts(t *testing.T) {
 	}
 	conn.roundTrip(t, "after the director restarted")
 
-	out = expect(t, dir, "director", "stop", 0)
-	out = expect(t, dir, "director", "status", 3)
+	expect(t, dir, "director", "stop", 0)
+	expect(t, dir, "director", "status", 3)
 	if got := dir.MustRun(t, "ipvsadm", "-Ln"); !strings.Contains(got, "10.0.0.11:7000") {
 		t.Fatalf("stopping the director removed the IPVS service:\n%s", got)
 	}

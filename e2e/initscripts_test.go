@@ -275,6 +275,21 @@ func TestInitScripts(t *testing.T) {
 	}
 	conn.roundTrip(t, "after the director stopped")
 
+	// A second director, started by hand, holds the control socket: the
+	// init script's start fails and says why.
+	other := dir.Start(t, "lvs-node", "director", "--config", "/etc/lvs-node/director.yaml")
+	if !other.WaitOutput("control socket ready", 20*time.Second) {
+		t.Fatalf("the second director did not start:\n%s", other.Output())
+	}
+	out = expect(t, dir, "director", "start", 1)
+	if !strings.Contains(out, "is in use") {
+		t.Errorf("start beside another director does not say why it failed:\n%s", out)
+	}
+	expect(t, dir, "director", "status", 3)
+	if err := other.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
 	// Package removal: prerm stops what runs and restores the real
 	// server's recorded settings.
 	out, code = shell(t, rs, "sh", filepath.Join(maint, "deb-prerm"), "remove")

@@ -13,7 +13,10 @@ CLANG     ?= clang-19
 BPF_STRIP ?= llvm-strip-19
 BPF_CFLAGS := -idirafter /usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: all build deps test unit e2e lab bench bench-toa lint fuzz clean generate check-generate
+NFPM      ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+PKG_ARCHES ?= amd64 arm64
+
+.PHONY: all build deps test unit e2e lab bench bench-toa lint fuzz clean generate check-generate packages
 
 all: build
 
@@ -72,5 +75,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/config
 	$(GO) test -run '^$$' -fuzz FuzzParser -fuzztime 30s ./toa/internal/parsertc
 
+## packages: .deb and .rpm for each of PKG_ARCHES in dist/ (nfpm, pinned), then
+## the package tests on them. make test builds and checks the amd64 ones itself.
+packages: deps
+	rm -rf dist
+	for arch in $(PKG_ARCHES); do \
+	  VERSION='$(VERSION)' COMMIT='$(COMMIT)' LDFLAGS='$(LDFLAGS)' NFPM='$(NFPM)' GO='$(GO)' \
+	    bash packaging/build.sh $$arch dist || exit 1; \
+	done
+	LVS_PACKAGES_DIR=$(CURDIR)/dist $(GO) test -count=1 -run 'Contents|Arm64|Lintian|Verify|Install' ./packaging
+	@ls -l dist
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

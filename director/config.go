@@ -18,7 +18,7 @@ const (
 	DefaultResyncInterval = 30 * time.Second
 	DefaultStateDir       = "/var/lib/lvs-node"
 	DefaultMetrics        = "127.0.0.1:9722"
-	DefaultControl        = "/run/lvs-node/director.sock"
+	DefaultControl        = "/run/lvs-node/director/control.sock" // the unit's RuntimeDirectory
 	DefaultNFTable        = "lvs_node"
 	DefaultVIPInterface   = "lo"
 	DefaultScheduler      = "wlc"

@@ -13,6 +13,7 @@ import (
 	"github.com/lvs-node/lvs-node/internal/promserve"
 
 	"github.com/lvs-node/lvs-node/internal/config"
+	"github.com/lvs-node/lvs-node/internal/sdnotify"
 )
 
 // reconcileTimeout bounds one reconciliation (a table dump plus a batch).
@@ -68,7 +69,17 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 	}
 
 	want := cfg
-	d.apply(ctx, want, "start")
+	// ready: the service manager was told (sd_notify READY=1) that the
+	// configuration is applied and the kernel in sync; until then a failed
+	// start is retried at every tick and the unit stays "activating".
+	ready := false
+	markReady := func(ok bool) {
+		if ok && !ready {
+			ready = true
+			sdnotify.Ready(log, fmt.Sprintf("%d virtual services in sync", len(want.VirtualServices)))
+		}
+	}
+	markReady(d.apply(ctx, want, "start"))
 	// Parsing a large file leaves garbage several times the size of the
 	// table it describes: hand it back to the system now rather than at
 	// the next forced collection minutes later.
@@ -79,26 +90,29 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 	for {
 		select {
 		case <-ctx.Done():
+			sdnotify.Stopping(log)
 			log.Info("stopping; the IPVS table is left in place")
 			return nil
 		case <-d.Hup:
 			log.Info("reload requested by SIGHUP")
-			if c, err := d.reload(ctx); err == nil {
+			if c, err := d.notifiedReload(ctx, ready); err == nil {
 				want = c
+				markReady(true)
 			}
 			debug.FreeOSMemory()
 		case reply := <-d.reloads:
 			log.Info("reload requested on the control socket")
-			c, err := d.reload(ctx)
+			c, err := d.notifiedReload(ctx, ready)
 			if err == nil {
 				want = c
+				markReady(true)
 			}
 			reply <- err
 			debug.FreeOSMemory()
 		case <-ticker.C:
 			if d.Engine.Config() == nil {
 				// The first apply failed before reaching the kernel: try again.
-				d.apply(ctx, want, "retry")
+				markReady(d.apply(ctx, want, "retry"))
 				continue
 			}
 			rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
@@ -109,6 +123,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 			} else {
 				log.Debug("resync done", "repairs", n)
 			}
+			markReady(err == nil)
 		}
 		if iv := want.Director.ResyncInterval.D(); iv != interval {
 			interval = iv
@@ -117,16 +132,35 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 	}
 }
 
-func (d *Daemon) apply(ctx context.Context, cfg *Config, why string) {
+// apply applies cfg and reports whether the kernel is now in sync.
+func (d *Daemon) apply(ctx context.Context, cfg *Config, why string) bool {
 	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
 	start := time.Now()
 	ops, err := d.Engine.Apply(rctx, cfg)
 	if err != nil {
 		d.Log.Error("apply failed", "when", why, "applied", len(ops), "error", err)
-		return
+		return false
 	}
 	d.Log.Info("applied", "when", why, "services", len(cfg.VirtualServices), "changes", len(ops), "took", time.Since(start).Round(time.Millisecond))
+	return true
+}
+
+// notifiedReload is reload framed by RELOADING=1 and READY=1 for the
+// service manager once the daemon has been ready: whatever the result, a
+// configuration is in effect when it returns.
+func (d *Daemon) notifiedReload(ctx context.Context, ready bool) (*Config, error) {
+	if !ready {
+		return d.reload(ctx)
+	}
+	sdnotify.Reloading(d.Log)
+	c, err := d.reload(ctx)
+	status := "reloaded"
+	if err != nil {
+		status = "reload refused; the previous configuration stays in effect"
+	}
+	sdnotify.Ready(d.Log, status)
+	return c, err
 }
 
 // reload reads the file again. A file that does not validate changes

@@ -22,6 +22,12 @@ const (
 	LoLabel = "lo:lvs"
 )
 
+// DefaultControl is the control socket when listen.control is not given;
+// its directory is the real-server unit's RuntimeDirectory, apart from the
+// director's, so that either unit can stop without removing the other's
+// socket.
+const DefaultControl = "/run/lvs-node/realserver/control.sock"
+
 // Forwarding methods.
 const (
 	ModeDR  = "dr"
@@ -95,7 +101,7 @@ type Listen struct {
 	Metrics string `yaml:"metrics"`
 	// Control is the path of the daemon's control socket (mode 0600):
 	// status reports what is applied, reload makes the daemon re-read its
-	// file. Empty means none.
+	// file. Default DefaultControl; an empty string means none.
 	Control string `yaml:"control"`
 }
 
@@ -271,7 +277,9 @@ func Validate(c *Config, doc *config.Doc) error {
 			add(doc.Errorf("listen.metrics", "want host:port such as 127.0.0.1:9723, got %q", c.Listen.Metrics))
 		}
 	}
-	if c.Listen.Control != "" && !filepath.IsAbs(c.Listen.Control) {
+	if !doc.Has("listen.control") {
+		c.Listen.Control = DefaultControl
+	} else if c.Listen.Control != "" && !filepath.IsAbs(c.Listen.Control) {
 		add(doc.Errorf("listen.control", "want an absolute path, got %q", c.Listen.Control))
 	}
 	return errs.Err()

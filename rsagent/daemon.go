@@ -14,6 +14,7 @@ import (
 	"github.com/lvs-node/lvs-node/internal/promserve"
 
 	"github.com/lvs-node/lvs-node/internal/config"
+	"github.com/lvs-node/lvs-node/internal/sdnotify"
 )
 
 // RunOptions are the daemon's optional parts.
@@ -98,6 +99,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	toaK := &toaKeeper{h: opts.TOA}
 	toaK.pass(a, a.log, m)
 	a.log.Info("real server ready", "changes", len(changes), "vips", len(rs.VIPs), "watch_interval", rs.WatchInterval.D())
+	sdnotify.Ready(a.log, fmt.Sprintf("%d VIPs applied", len(rs.VIPs)))
 	a.updateGauge(m)
 
 	events, err := a.k.Watch(done)
@@ -111,6 +113,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	for {
 		select {
 		case <-ctx.Done():
+			sdnotify.Stopping(a.log)
 			if !a.cfg.Realserver.RestoreOnExitValue() {
 				a.log.Info("stopping; leaving the configuration in place")
 				return nil
@@ -135,7 +138,13 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 				continue
 			case cmdReload:
 				a.log.Info("reload requested on the control socket")
+				sdnotify.Reloading(a.log)
 				changes, err := a.reload(opts.ConfigPath)
+				if err != nil {
+					sdnotify.Ready(a.log, "reload refused; the previous configuration stays in effect")
+				} else {
+					sdnotify.Ready(a.log, fmt.Sprintf("reloaded; %d VIPs applied", len(a.cfg.Realserver.VIPs)))
+				}
 				for _, c := range changes {
 					a.log.Info("applied", "change", c)
 				}

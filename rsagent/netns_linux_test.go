@@ -286,9 +286,10 @@ func TestRealKernelDaemonRepairsAndRestores(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		// The daemon's kernel work must happen in the test namespace.
+		// The daemon's kernel work must happen in the test namespace. The
+		// thread is never unlocked: it ends with the goroutine, so no
+		// other goroutine runs on a thread left in that namespace.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 		if err := netns.Set(ns); err != nil {
 			runErr = err
 			return

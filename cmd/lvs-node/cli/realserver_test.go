@@ -116,9 +116,9 @@ reloads: 1
 		!strings.Contains(out, "is not on a connected network") {
 		t.Errorf("refused reload: exit %d\n%s", code, out)
 	}
-	// No socket configured: a clear error.
+	// The socket turned off: a clear error.
 	noCtl := filepath.Join(dir, "noctl.yaml")
-	if err := os.WriteFile(noCtl, []byte(strings.SplitN(good, "listen:", 2)[0]), 0o600); err != nil {
+	if err := os.WriteFile(noCtl, []byte(strings.SplitN(good, "listen:", 2)[0]+"listen: {control: \"\"}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, code := runMain("realserver", "status", "--config", noCtl); code == 0 || !strings.Contains(out, "listen.control is not set") {

@@ -48,8 +48,23 @@ func ApplyOps(t *Table, ops []Op, refused Refusal) *Table {
 	if t != nil {
 		out.Services = slices.Clone(t.Services)
 	}
+	applyOps(out, ops, refused, false)
+	return out
+}
+
+// Apply applies ops to t in place, with the rules of ApplyOps: for a
+// table that only its caller holds, such as one being built from ipvsadm
+// rules.
+func (t *Table) Apply(ops []Op, refused Refusal) {
+	applyOps(t, ops, refused, true)
+}
+
+// applyOps applies ops to out, whose service list the caller owns. The
+// real-server lists are copied before they change unless mine says they
+// are the caller's too.
+func applyOps(out *Table, ops []Op, refused Refusal, mine bool) {
 	if len(ops) == 0 {
-		return out
+		return
 	}
 	if refused == nil {
 		refused = func(int, error) {}
@@ -57,6 +72,11 @@ func ApplyOps(t *Table, ops []Op, refused Refusal) *Table {
 	// own[i]: out.Services[i].Dests may be changed in place (a copy made
 	// here); dead[i]: the service was deleted.
 	own := make([]bool, len(out.Services), len(out.Services)+1)
+	if mine {
+		for i := range own {
+			own[i] = true
+		}
+	}
 	dead := make([]bool, len(out.Services), len(out.Services)+1)
 	ndead := 0
 	// A few operations search linearly; many use an index.
@@ -161,7 +181,6 @@ func ApplyOps(t *Table, ops []Op, refused Refusal) *Table {
 		clear(out.Services[len(kept):])
 		out.Services = kept
 	}
-	return out
 }
 
 // validService reports what the kernel refuses in a service's settings.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"syscall"
 
 	"github.com/lvs-node/lvs-node/internal/ipvs"
 )
@@ -175,69 +176,57 @@ func key(s ipvs.Service) ipvs.ServiceKey {
 	return k
 }
 
-func (r *Rules) find(k ipvs.ServiceKey) int {
-	for i := range r.t.Services {
-		if key(r.t.Services[i].Service) == k {
-			return i
-		}
+// kinds maps ipvsadm's commands to the operations they make.
+func opKind(cmd string) (ipvs.OpKind, bool) {
+	switch cmd {
+	case "add-service":
+		return ipvs.AddService, true
+	case "edit-service":
+		return ipvs.EditService, true
+	case "delete-service":
+		return ipvs.DelService, true
+	case "add-server":
+		return ipvs.AddDest, true
+	case "edit-server":
+		return ipvs.EditDest, true
+	case "delete-server":
+		return ipvs.DelDest, true
 	}
-	return -1
+	return 0, false
 }
 
+// apply makes the change of c with the kernel's rules (ipvs.ApplyOps),
+// turning a refusal into an error at the word at fault.
 func (r *Rules) apply(c *command) error {
 	if c.cmd == "clear" {
 		r.t.Services = nil
 		return nil
 	}
+	kind, ok := opKind(c.cmd)
+	if !ok {
+		return nil
+	}
 	k := key(c.svc)
-	i := r.find(k)
+	c.svc.ServiceKey = k
+	op := ipvs.Op{Kind: kind, Service: c.svc, Dest: c.dest}
 	name := k.String()
-	switch c.cmd {
-	case "add-service":
-		if i >= 0 {
-			return errAt(c.svcCol, "service %s already exists", name)
+	var refusal error
+	r.t.Apply([]ipvs.Op{op}, func(_ int, err error) {
+		switch {
+		case errors.Is(err, syscall.EEXIST) && kind == ipvs.AddService:
+			refusal = errAt(c.svcCol, "service %s already exists", name)
+		case errors.Is(err, syscall.EEXIST):
+			refusal = errAt(c.seen["real-server"], "destination %s already exists in %s", c.dest.DestKey, name)
+		case errors.Is(err, syscall.ESRCH):
+			refusal = errAt(c.svcCol, "no such service %s", name)
+		case errors.Is(err, syscall.ENOENT):
+			refusal = errAt(c.seen["real-server"], "no such destination %s in %s", c.dest.DestKey, name)
+		default:
+			refusal = errAt(c.svcCol, "the kernel refuses service %s: %v", name, err)
 		}
-		c.svc.ServiceKey = k
-		r.t.Services = append(r.t.Services, ipvs.ServiceEntry{Service: c.svc})
+	})
+	if refusal == nil && kind == ipvs.AddService {
 		r.where[k] = c.svcCol
-		return nil
-	case "edit-service", "delete-service", "add-server", "edit-server", "delete-server":
-		if i < 0 {
-			return errAt(c.svcCol, "no such service %s", name)
-		}
 	}
-	se := &r.t.Services[i]
-	switch c.cmd {
-	case "edit-service":
-		c.svc.ServiceKey = k
-		se.Service = c.svc
-		return nil
-	case "delete-service":
-		r.t.Services = append(r.t.Services[:i], r.t.Services[i+1:]...)
-		return nil
-	}
-	j := -1
-	for x := range se.Dests {
-		if se.Dests[x].DestKey == c.dest.DestKey {
-			j = x
-		}
-	}
-	switch c.cmd {
-	case "add-server":
-		if j >= 0 {
-			return errAt(c.seen["real-server"], "destination %s already exists in %s", c.dest.DestKey, name)
-		}
-		se.Dests = append(se.Dests, ipvs.DestEntry{Destination: c.dest})
-	case "edit-server":
-		if j < 0 {
-			return errAt(c.seen["real-server"], "no such destination %s in %s", c.dest.DestKey, name)
-		}
-		se.Dests[j].Destination = c.dest
-	case "delete-server":
-		if j < 0 {
-			return errAt(c.seen["real-server"], "no such destination %s in %s", c.dest.DestKey, name)
-		}
-		se.Dests = append(se.Dests[:j], se.Dests[j+1:]...)
-	}
-	return nil
+	return refusal
 }

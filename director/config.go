@@ -116,6 +116,8 @@ type VirtualService struct {
 	BindVIP        bool         `yaml:"bind_vip"`
 	RealServers    []RealServer `yaml:"real_servers"`
 
+	ServiceInputs `yaml:",inline"` // health_check, sorry_server, quorum, feedback (config_inputs.go)
+
 	// Filled by validation.
 	vip      netip.Addr
 	family   uint16
@@ -145,6 +147,8 @@ type RealServer struct {
 	LowerThreshold uint32  `yaml:"lower_threshold"`
 	TunnelType     string  `yaml:"tunnel_type"` // ipip (default) | gue | gre
 	TunnelPort     uint16  `yaml:"tunnel_port"` // gue only
+
+	RealServerInputs `yaml:",inline"` // health_check (config_inputs.go)
 
 	// Filled by validation.
 	addr    netip.Addr
@@ -497,6 +501,7 @@ func (v *validator) service(vs *VirtualService, p string) {
 			}
 		}
 	}
+	v.inputs(vs, p)
 }
 
 func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {

@@ -69,11 +69,11 @@ func Desired(cfg *Config, marks map[string]uint32, in *Inputs) (*Plan, error) {
 }
 
 // dests builds the real servers of vs as the kernel should hold them,
-// with their effective weights given in (nil: configured weights).
+// with their effective weights given in (nil: configured weights), and
+// the sorry server while it is needed (see weights).
 func (vs *VirtualService) dests(in *Inputs) []ipvs.DestEntry {
-	out := make([]ipvs.DestEntry, 0, len(vs.RealServers))
-	rule := vs.rule()
-	noInputs := in.empty() && !rule.Checked
+	out := make([]ipvs.DestEntry, 0, len(vs.RealServers)+1)
+	w := vs.weights(in)
 	for j := range vs.RealServers {
 		rs := &vs.RealServers[j]
 		d := ipvs.Destination{
@@ -87,14 +87,17 @@ func (vs *VirtualService) dests(in *Inputs) []ipvs.DestEntry {
 			d.TunType = rs.tunType
 			d.TunPort = rs.TunnelPort
 		}
-		if !noInputs {
-			e := EffectiveWeight(d.Weight, in.Of(vs.ref(j)), rule)
+		if w.servers != nil {
+			e := w.servers[j]
 			if !e.Present {
 				continue
 			}
 			d.Weight = e.Weight
 		}
 		out = append(out, ipvs.DestEntry{Destination: d})
+	}
+	if w.sorry {
+		out = append(out, ipvs.DestEntry{Destination: *vs.sorry})
 	}
 	return out
 }
@@ -105,22 +108,15 @@ func (vs *VirtualService) ref(j int) ServerRef {
 	return ServerRef{Service: vs.Name, Addr: rs.addr, Port: *rs.Port}
 }
 
-// rule is what vs says about effective weights.
-func (vs *VirtualService) rule() WeightRule {
-	return WeightRule{OnFailure: Quiesce, MaxWeight: maxWeight}
-}
-
 // UsesNAT reports whether any real server is forwarded by NAT, per family.
 func (c *Config) UsesNAT() (v4, v6 bool) {
 	for i := range c.VirtualServices {
 		vs := &c.VirtualServices[i]
-		for j := range vs.RealServers {
-			if vs.RealServers[j].forward == ipvs.Masq {
-				if vs.family == afInet6 {
-					v6 = true
-				} else {
-					v4 = true
-				}
+		if usesNAT(vs) {
+			if vs.family == afInet6 {
+				v6 = true
+			} else {
+				v4 = true
 			}
 		}
 	}

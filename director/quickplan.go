@@ -123,6 +123,9 @@ func changedServices(old, now []VirtualService) (changed []int, ok bool) {
 
 // usesNAT reports whether a real server of vs is forwarded by NAT.
 func usesNAT(vs *VirtualService) bool {
+	if vs.sorry != nil && vs.sorry.Forward == ipvs.Masq {
+		return true
+	}
 	for i := range vs.RealServers {
 		if vs.RealServers[i].forward == ipvs.Masq {
 			return true
@@ -149,7 +152,7 @@ func sameVirtualService(a, b *VirtualService) bool {
 		a.flags != b.flags || a.timeout != b.timeout || a.netmask != b.netmask || a.forward != b.forward {
 		return false
 	}
-	if (a.Persistence == nil) != (b.Persistence == nil) || a.Persistence != nil && *a.Persistence != *b.Persistence {
+	if (a.Persistence == nil) != (b.Persistence == nil) || a.Persistence != nil && *a.Persistence != *b.Persistence || !sameInputs(a, b) {
 		return false
 	}
 	// Real servers are many: their address, forwarding and tunnel type

@@ -169,6 +169,14 @@ func (rs *kaRS) check(vs *kaVS) (*checkOut, []string) {
 	if t.delayBeforeRetry != nil {
 		dbr = *t.delayBeforeRetry
 	}
+	if timeout >= interval {
+		// keepalived waits delay_loop after each check ends; the
+		// director's interval runs from one check's start to the next
+		// and must exceed the timeout.
+		notes = append(notes, fmt.Sprintf("interval %s: keepalived waits delay_loop %s after each check, which may take %s; the director's interval runs from the start of one check to the next and must exceed the timeout",
+			fmtDur(interval+timeout), fmtDur(interval), fmtDur(timeout)))
+		interval += timeout
+	}
 	out := &checkOut{}
 	out.set("type", typ)
 	out.set("interval", fmtDur(interval))

@@ -27,8 +27,11 @@ type Daemon struct {
 	Log    *slog.Logger
 	// Hup delivers reload requests (SIGHUP); nil when unused.
 	Hup <-chan os.Signal
+	// Inputs tune the health checks and load feedback (monitor.go).
+	Inputs MonitorOptions
 
 	reloads chan chan error
+	mon     *Monitor
 }
 
 // Run applies cfg (already loaded from d.Path), then serves until ctx is
@@ -42,6 +45,10 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 	}
 	d.Log = log
 	d.reloads = make(chan chan error)
+	if err := d.openMonitor(ctx, cfg); err != nil {
+		return err
+	}
+	defer d.mon.Wait()
 
 	var closers []func()
 	defer func() {
@@ -55,12 +62,12 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 			return err
 		}
 		closers = append(closers, func() { ln.Close(); os.Remove(p) })
-		go control.Serve(ctx, ln, log, d.handleControl, "reload")
+		go control.Serve(ctx, ln, log, d.handleControl, controlCommands()...)
 		log.Info("control socket ready", "path", p)
 	}
 	if a := cfg.Listen.MetricsAddr(); a != "" {
 		// A registry per daemon: nothing is registered globally.
-		srv, err := promserve.Start(a, MetricsHandler(NewMetricsRegistry(d.Engine), d.Engine, log.With("endpoint", "metrics")), log)
+		srv, err := promserve.Start(a, MetricsHandler(NewMetricsRegistry(d.Engine, d.mon.MetricGroups()), d.Engine, log.With("endpoint", "metrics")), log)
 		if err != nil {
 			return err
 		}
@@ -80,6 +87,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 		}
 	}
 	markReady(d.apply(ctx, want, "start"))
+	d.startMonitor(ctx, want)
 	// Parsing a large file leaves garbage several times the size of the
 	// table it describes: hand it back to the system now rather than at
 	// the next forced collection minutes later.
@@ -185,12 +193,19 @@ func (d *Daemon) reload(ctx context.Context) (*Config, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
+	if err := d.mon.Prepare(rctx, cfg); err != nil {
+		d.Engine.CountReloadError()
+		d.Log.Error("reload refused", "error", err)
+		return nil, err
+	}
 	start := time.Now()
 	ops, err := d.Engine.Reload(rctx, cfg)
 	if err != nil {
+		d.mon.Revert(d.Engine.Config())
 		d.Log.Error("reload failed", "applied", len(ops), "error", err)
 		return nil, err
 	}
+	d.mon.Commit(rctx, cfg)
 	d.Log.Info("reloaded", "services", len(cfg.VirtualServices), "changes", len(ops), "took", time.Since(start).Round(time.Millisecond))
 	for i, op := range ops {
 		if i == 50 {
@@ -205,7 +220,10 @@ func (d *Daemon) reload(ctx context.Context) (*Config, error) {
 // handleControl answers the control socket: "reload" makes the daemon
 // re-read its own file and returns nil or the problems that kept the old
 // configuration in effect. The socket accepts no configuration.
-func (d *Daemon) handleControl(ctx context.Context, _ string) (string, error) {
+func (d *Daemon) handleControl(ctx context.Context, cmd string) (string, error) {
+	if cmd != cmdReload {
+		return d.control(ctx, cmd)
+	}
 	reply := make(chan error, 1)
 	select {
 	case d.reloads <- reply:
@@ -224,7 +242,7 @@ func (d *Daemon) handleControl(ctx context.Context, _ string) (string, error) {
 // returns its verdict: nil, or the problems that kept the old
 // configuration in effect.
 func RequestReload(ctx context.Context, socket string) error {
-	_, err := control.Call(ctx, socket, "reload")
+	_, err := control.Call(ctx, socket, cmdReload)
 	var r *control.Refusal
 	if errors.As(err, &r) {
 		return fmt.Errorf("reload refused, the previous configuration stays in effect:\n%s", r.Problems)

@@ -46,15 +46,24 @@ type daemonRig struct {
 
 func startDaemon(t *testing.T, body string) *daemonRig {
 	t.Helper()
-	r := newRig(t)
-	d := &daemonRig{rig: r, logs: &syncBuf{}, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
-	// Unix socket paths are short: keep it under /tmp.
-	sockDir, err := os.MkdirTemp("", "lvsd")
-	if err != nil {
-		t.Fatal(err)
+	return startDaemonOn(t, newRig(t), "", body, MonitorOptions{})
+}
+
+// startDaemonOn starts a daemon on r's kernel and state directory (a
+// restart when r had one) with the socket sock ("": a new one) and the
+// monitor's options.
+func startDaemonOn(t *testing.T, r *rig, sock, body string, opts MonitorOptions) *daemonRig {
+	t.Helper()
+	d := &daemonRig{rig: r, logs: &syncBuf{}, hup: make(chan os.Signal, 1), done: make(chan error, 1), sock: sock}
+	if sock == "" {
+		// Unix socket paths are short: keep it under /tmp.
+		sockDir, err := os.MkdirTemp("", "lvsd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(sockDir) })
+		d.sock = filepath.Join(sockDir, "d.sock")
 	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	d.sock = filepath.Join(sockDir, "d.sock")
 	d.path = filepath.Join(r.dir, "director.yaml")
 	d.write(t, body)
 	cfg, _, err := LoadConfig(d.path)
@@ -62,7 +71,7 @@ func startDaemon(t *testing.T, body string) *daemonRig {
 		t.Fatal(err)
 	}
 	r.engine = NewEngine(r.dir, Deps{Kernel: r.k, Marker: r.m, Sysctls: r.s, Host: r.a, Log: slog.New(slog.NewTextHandler(d.logs, nil))})
-	dm := &Daemon{Path: d.path, Engine: r.engine, Log: slog.New(slog.NewTextHandler(d.logs, nil)), Hup: d.hup}
+	dm := &Daemon{Path: d.path, Engine: r.engine, Log: slog.New(slog.NewTextHandler(d.logs, nil)), Hup: d.hup, Inputs: opts}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() { d.done <- dm.Run(ctx, cfg) }()

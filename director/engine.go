@@ -146,13 +146,7 @@ func (e *Engine) compute(ctx context.Context, cfg *Config, read bool) (*planned,
 		return nil, fmt.Errorf("read IPVS table: %w", err)
 	}
 	owned := rec.owned()
-	taken := map[uint32]bool{}
-	for _, s := range cur.Services {
-		if s.FWMark != 0 && !owned.Owns(s.ServiceKey) {
-			taken[s.FWMark] = true
-		}
-	}
-	marks, err := AllocateMarks(cfg, rec.FWMarks, taken)
+	marks, err := AllocateMarks(cfg, rec.FWMarks, takenMarks(cur, owned))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package director
 
 import (
 	"log/slog"
+	"maps"
 	"net/http"
 
 	"github.com/lvs-node/lvs-node/internal/promserve"
@@ -10,14 +11,21 @@ import (
 
 // NewMetricsRegistry returns a registry of its own for one daemon, holding
 // the engine's counters (metrics_engine.go), the managed part of the IPVS
-// table as of the last reconciliation (metrics_ipvs.go), each with its
-// scrape success, and the process and Go runtime metrics. Every collector
-// reads its source when scraped, without waiting for the engine.
-func NewMetricsRegistry(e *Engine) *prometheus.Registry {
-	return promserve.NewRegistry(map[string]promserve.Updater{
-		"engine": promserve.Of(newEngineCollector(e)),
-		"ipvs":   promserve.Of(newIPVSCollector(e)),
-	})
+// table as of the last reconciliation (metrics_ipvs.go), the configured
+// and effective weights (metrics_weights.go) and the groups in more (the
+// Monitor's), each with its scrape success, and the process and Go
+// runtime metrics. Every collector reads its source when scraped,
+// without waiting for the engine.
+func NewMetricsRegistry(e *Engine, more ...map[string]promserve.Updater) *prometheus.Registry {
+	groups := map[string]promserve.Updater{
+		"engine":  promserve.Of(newEngineCollector(e)),
+		"ipvs":    promserve.Of(newIPVSCollector(e)),
+		"weights": promserve.Of(newWeightCollector(e)),
+	}
+	for _, m := range more {
+		maps.Copy(groups, m)
+	}
+	return promserve.NewRegistry(groups)
 }
 
 // MetricsHandler serves reg at /metrics, with /healthz and /readyz (ready

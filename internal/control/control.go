@@ -58,7 +58,8 @@ func Listen(path string) (net.Listener, error) {
 }
 
 // Serve answers connections on ln with h until ln is closed. Commands
-// not in allowed are refused without reaching h.
+// not in allowed are refused without reaching h; an allowed entry
+// "name ..." accepts name followed by arguments.
 func Serve(ctx context.Context, ln net.Listener, log *slog.Logger, h Handler, allowed ...string) {
 	for {
 		c, err := ln.Accept()
@@ -83,7 +84,11 @@ func handle(ctx context.Context, c net.Conn, h Handler, allowed []string) {
 	cmd := strings.TrimSpace(line)
 	known := false
 	for _, a := range allowed {
-		known = known || cmd == a
+		if name, ok := strings.CutSuffix(a, " ..."); ok {
+			known = known || strings.HasPrefix(cmd, name+" ")
+		} else {
+			known = known || cmd == a
+		}
 	}
 	if !known {
 		fmt.Fprintf(c, "error\nunknown command %q (want %s)\n", cmd, strings.Join(allowed, " or "))

@@ -94,3 +94,27 @@ func TestCallNoDaemon(t *testing.T) {
 		t.Fatalf("Call without a daemon = %v", err)
 	}
 }
+
+// TestCommandsWithArguments: an allowed "name ..." takes arguments, the
+// bare name and other words do not.
+func TestCommandsWithArguments(t *testing.T) {
+	var got []string
+	path := serve(t, func(_ context.Context, cmd string) (string, error) {
+		got = append(got, cmd)
+		return "done\n", nil
+	}, "status", "drain ...")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if body, err := Call(ctx, path, "drain 10.0.0.11:80 web"); err != nil || body != "done\n" {
+		t.Fatalf("drain with arguments = %q, %v", body, err)
+	}
+	for _, bad := range []string{"drain", "drainx 1", "status 1", "drai 1"} {
+		var r *Refusal
+		if _, err := Call(ctx, path, bad); !errors.As(err, &r) || !strings.Contains(r.Problems, "unknown command") {
+			t.Errorf("%q = %v, want refused", bad, err)
+		}
+	}
+	if strings.Join(got, ",") != "drain 10.0.0.11:80 web" {
+		t.Fatalf("the handler saw %v", got)
+	}
+}

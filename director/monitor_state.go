@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"time"
@@ -206,4 +207,17 @@ func takenMarks(cur *ipvs.Table, owned Ownership) map[uint32]bool {
 		}
 	}
 	return taken
+}
+
+// RestoreHealth gives e, before its first reconciliation of cfg, the
+// health verdicts a director kept in the state directory, as a daemon's
+// start does (see Monitor.Seed). lvs-node director --once, which runs no
+// checks, passes assumeUp: real servers without a kept verdict get their
+// configured weight; a dry run does not, and shows what a start would do.
+func RestoreHealth(ctx context.Context, e *Engine, cfg *Config, assumeUp bool, log *slog.Logger) error {
+	m, err := NewMonitor(e, cfg.Director.StateDir, log, MonitorOptions{})
+	if err != nil {
+		return err
+	}
+	return m.Seed(ctx, cfg, assumeUp)
 }

@@ -525,8 +525,8 @@ func TestManagerMetrics(t *testing.T) {
 	port := srv.addr.Port()
 	want := `# HELP lvs_node_real_server_up 1 when the real server passes its health check, 0 when it is down or not yet known to be up.
 # TYPE lvs_node_real_server_up gauge
-lvs_node_real_server_up{port="80",real_port="1",real_server="127.0.0.1",service="web",vip="192.0.2.1"} 0
-lvs_node_real_server_up{port="80",real_port="` + strconv.Itoa(int(port)) + `",real_server="127.0.0.1",service="web",vip="192.0.2.1"} 1
+lvs_node_real_server_up{local_address="192.0.2.1",local_port="80",remote_address="127.0.0.1",remote_port="1",service="web"} 0
+lvs_node_real_server_up{local_address="192.0.2.1",local_port="80",remote_address="127.0.0.1",remote_port="` + strconv.Itoa(int(port)) + `",service="web"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "lvs_node_real_server_up"); err != nil {
 		t.Error(err)

@@ -29,8 +29,12 @@ func (o Owner) String() string {
 	return fmt.Sprintf("%s (%s) real server %s", o.Service, svc, o.Real)
 }
 
-// ownerLabels are the label names of per-owner metrics.
-func ownerLabels() []string { return []string{"service", "vip", "port", "real_server", "real_port"} }
+// ownerLabels are the label names of per-owner metrics: the service's
+// name, then the labels node_exporter's IPVS collector gives a backend
+// (the director's lvs_node_ipvs_backend_* metrics carry the same).
+func ownerLabels() []string {
+	return []string{"service", "local_address", "local_port", "remote_address", "remote_port"}
+}
 
 func (o Owner) labelValues() []string {
 	vip := ""

@@ -133,6 +133,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 				st, err := a.status()
 				if err == nil {
 					st.Config, st.Repairs, st.Reloads, st.LastError = opts.ConfigPath, repairs, reloads, lastErr
+					st.Agent, st.TOA = rep.agentStatus(), toaK.status(a)
 				}
 				req.reply <- statusReply(st, err)
 				continue

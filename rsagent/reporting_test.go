@@ -240,6 +240,17 @@ func TestDaemonAgentAndAdminState(t *testing.T) {
 	if r := poll(); r.Admin != agentcheck.AdminMaint {
 		t.Fatalf("after maint: %q", r.String())
 	}
+	// The status shows what the agent answers and from what.
+	st, err := RequestStatus(bg, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := st.Agent; a == nil || a.Reply != "up maint 25%" || a.Admin != "maint" || a.Answered == 0 || len(a.Sources) != 2 {
+		t.Errorf("status agent %+v", st.Agent)
+	}
+	if txt := st.Text(); !strings.Contains(txt, `answers "up maint 25%" (capacity 25%, admin maint`) {
+		t.Errorf("status text:\n%s", txt)
+	}
 }
 
 func TestAdminStoreKeepsStateWhenTheFileCannotBeWritten(t *testing.T) {

@@ -19,6 +19,9 @@ type Status struct {
 	Repairs   uint64         `json:"repairs"`
 	Reloads   uint64         `json:"reloads"`
 	LastError string         `json:"last_error,omitempty"`
+
+	Agent *AgentStatus `json:"agent,omitempty"` // status_reporting.go
+	TOA   *TOAStatus   `json:"toa,omitempty"`
 }
 
 // VIPStatus is one configured VIP.
@@ -148,6 +151,7 @@ func (s *Status) Text() string {
 			b.WriteString("  " + l + "\n")
 		}
 	}
+	s.writeReporting(&b)
 	fmt.Fprintf(&b, "repairs: %d\nreloads: %d\n", s.Repairs, s.Reloads)
 	if s.LastError != "" {
 		fmt.Fprintf(&b, "last error: %s\n", s.LastError)

@@ -1,6 +1,8 @@
 package feedback
 
 import (
+	"net"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lvs-node/lvs-node/internal/agentcheck"
@@ -21,15 +23,15 @@ const (
 // it in the daemon's private registry.
 func (p *Poller[K]) Collector() prometheus.Collector {
 	descCapacity := prometheus.NewDesc(MetricCapacity,
-		"Weight set by feedback relative to the configured weight (1 = configured).", []string{"service", "server"}, nil)
+		"Weight set by feedback relative to the configured weight (1 = configured).", []string{"service", "remote_address", "remote_port"}, nil)
 	descWeight := prometheus.NewDesc(MetricWeight,
-		"Weight feedback asks for: configured weight times the reported capacity, smoothed and clamped (admin state and health apart).", []string{"service", "server"}, nil)
+		"Weight feedback asks for: configured weight times the reported capacity, smoothed and clamped (admin state and health apart).", []string{"service", "remote_address", "remote_port"}, nil)
 	descStale := prometheus.NewDesc(MetricStale,
-		"1 while the agent has given no good reply for stale_after (the configured weight applies).", []string{"service", "server"}, nil)
+		"1 while the agent has given no good reply for stale_after (the configured weight applies).", []string{"service", "remote_address", "remote_port"}, nil)
 	descAdmin := prometheus.NewDesc(MetricAdmin,
-		"Administrative state the agent reports: 1 on the current state.", []string{"service", "server", "state"}, nil)
+		"Administrative state the agent reports: 1 on the current state.", []string{"service", "remote_address", "remote_port", "state"}, nil)
 	descChanges := prometheus.NewDesc(MetricChanges,
-		"Changes handed to the director (weight beyond the dead band, admin state, agent health, staleness).", []string{"service", "server"}, nil)
+		"Changes handed to the director (weight beyond the dead band, admin state, agent health, staleness).", []string{"service", "remote_address", "remote_port"}, nil)
 	descPolls := prometheus.NewDesc(MetricPolls,
 		"Polls of each agent.", []string{"agent"}, nil)
 	descErrors := prometheus.NewDesc(MetricErrors,
@@ -61,18 +63,32 @@ func (c *collector[K]) Collect(ch chan<- prometheus.Metric) {
 	for _, a := range c.p.agents {
 		addr := a.key.addr.String()
 		ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(a.polls), addr)
-		for kind, n := range a.errs {
-			ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(n), addr, kind)
+		// Every kind, 0 until it happens: a rate over the series works
+		// from the first scrape.
+		for _, kind := range []string{ErrKindConnect, ErrKindTimeout, ErrKindIncomplete, ErrKindTooLong, ErrKindMalformed, ErrKindIO} {
+			ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(a.errs[kind]), addr, kind)
 		}
 		for _, t := range a.targets {
 			d := t.ctl.Decision()
-			ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, d.Capacity, t.Service, t.Server)
-			ch <- prometheus.MustNewConstMetric(c.weight, prometheus.GaugeValue, float64(d.Weight), t.Service, t.Server)
-			ch <- prometheus.MustNewConstMetric(c.stale, prometheus.GaugeValue, b2f(d.Stale), t.Service, t.Server)
+			l := append([]string{t.Service}, serverLabels(t.Server)...)
+			ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, d.Capacity, l...)
+			ch <- prometheus.MustNewConstMetric(c.weight, prometheus.GaugeValue, float64(d.Weight), l...)
+			ch <- prometheus.MustNewConstMetric(c.stale, prometheus.GaugeValue, b2f(d.Stale), l...)
 			for _, s := range []agentcheck.Admin{agentcheck.AdminReady, agentcheck.AdminDrain, agentcheck.AdminMaint} {
-				ch <- prometheus.MustNewConstMetric(c.admin, prometheus.GaugeValue, b2f(d.Admin == s), t.Service, t.Server, s.String())
+				ch <- prometheus.MustNewConstMetric(c.admin, prometheus.GaugeValue, b2f(d.Admin == s), append(l, s.String())...)
 			}
-			ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(t.changes), t.Service, t.Server)
+			ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(t.changes), l...)
 		}
 	}
+}
+
+// serverLabels splits a target's Server ("ADDRESS:PORT") into the
+// remote_address and remote_port labels, as the director's IPVS backend
+// metrics have them; a Server in another form is the address alone.
+func serverLabels(server string) []string {
+	host, port, err := net.SplitHostPort(server)
+	if err != nil {
+		return []string{server, ""}
+	}
+	return []string{host, port}
 }

@@ -57,6 +57,9 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 			}
 			defer closeFn()
 			if once {
+				if err := director.RestoreHealth(ctx, e, cfg, true, log); err != nil {
+					return err
+				}
 				start := time.Now()
 				ops, err := e.Apply(ctx, cfg)
 				if err != nil {
@@ -78,6 +81,7 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 	logs.add(cmd.Flags())
 	cmd.MarkFlagsMutuallyExclusive("once", "dry-run")
 	cmd.AddCommand(newDirectorReloadCmd(), newDirectorDownCmd())
+	cmd.AddCommand(newDirectorOverrideCmds()...)
 	return cmd
 }
 
@@ -161,6 +165,9 @@ func directorDryRun(ctx context.Context, cfg *director.Config, out io.Writer) er
 		return err
 	}
 	defer closeFn()
+	if err := director.RestoreHealth(ctx, e, cfg, false, nil); err != nil {
+		return err
+	}
 	ops, marks, err := e.Plan(ctx, cfg)
 	if err != nil {
 		return err

@@ -28,8 +28,10 @@ virtual_services:
     scheduler: wrr
     forwarding: dr
     bind_vip: true
+    health_check: {type: http, path: /health, interval: 500ms, timeout: 300ms, rise: 2, fall: 2}
+    feedback: {interval: 500ms, port: 3262}
     real_servers:
-      - {address: 10.0.0.11, port: 80, weight: %[2]d}
+      - {address: 10.0.0.11, port: 80, weight: 100}
       - {address: 10.0.0.12, port: 80, weight: 100}
       - {address: 10.0.0.13, port: 80, weight: 200}
 `
@@ -41,14 +43,20 @@ const demoRealserver = `realserver:
   arp: {ignore: 1, announce: 2}
   watch_interval: 1s
   restore_on_exit: true
+  agent: {listen: "0.0.0.0:3262"}
+  load:
+    interval: 200ms
+    sources: [{type: file, path: %[1]s/%[2]s.capacity}]
 listen:
   metrics: 127.0.0.1:9723
   control: %[1]s/%[2]s.sock
 `
 
-// TestDemo is what `make lab` shows: a client, a director and three real
-// servers, all running lvs-node, with traffic through the VIP. It is also
-// part of the suite, so the demo cannot rot.
+// TestDemo is what ` + "`make lab`" + ` shows: a client, a director and three real
+// servers, all running lvs-node, with traffic through the VIP; a real
+// server failing its health check and coming back; a real server's load
+// rising and its weight following; lvs-node status. It is also part of
+// the suite, so the demo cannot rot.
 func TestDemo(t *testing.T) {
 	demo := os.Getenv("LVS_DEMO") == "1"
 	say := func(format string, args ...any) {
@@ -72,51 +80,67 @@ func TestDemo(t *testing.T) {
 	client := l.Host("client", topo.On(lan, "10.0.0.2"))
 	director := l.Host("director", topo.On(lan, "10.0.0.1"))
 	var rss []*topo.Host
+	webs := map[string]*webServer{}
 	for i := 1; i <= 3; i++ {
 		rss = append(rss, l.Host(fmt.Sprintf("rs%d", i), topo.On(lan, fmt.Sprintf("10.0.0.1%d", i))))
 	}
 	say("\n== lvs-node lab: client 10.0.0.2, director 10.0.0.1, real servers 10.0.0.11-13 on one bridge ==")
-	say("   VIP 10.0.0.100:80, direct routing (DR), weighted round robin 100:100:200\n")
+	say("   VIP 10.0.0.100:80, direct routing (DR), weighted round robin 100:100:200, HTTP health checks, load feedback\n")
 
 	for _, rs := range rss {
+		write(rs.Name+".capacity", "100\n")
 		cfg := write(rs.Name+".yaml", fmt.Sprintf(demoRealserver, dir, rs.Name))
 		p := rs.Start(t, "lvs-node", "realserver", "--config", cfg)
 		if !p.WaitOutput("real server ready", 20*time.Second) {
 			t.Fatalf("lvs-node realserver on %s did not report applying:\n%s", rs.Name, p.Output())
 		}
-		rs.ServeName(t, 80)
+		webs[rs.Name] = serveWeb(t, rs, 80)
 	}
-	say("== lvs-node realserver on rs1 (the same on rs2 and rs3) ==")
+	say("== lvs-node realserver on rs1 (the same on rs2 and rs3): the VIP on lo, ARP for it suppressed, a load agent ==")
 	say("%s", indent(rss[0].MustRun(t, "ip", "-4", "addr", "show", "dev", "lo")))
 	say("   arp_ignore(all)=%s arp_announce(all)=%s\n",
 		rss[0].ReadSysctl(t, "net/ipv4/conf/all/arp_ignore"), rss[0].ReadSysctl(t, "net/ipv4/conf/all/arp_announce"))
 
 	modprobe(t, "ip_vs")
-	dcfg := write("director.yaml", fmt.Sprintf(demoDirector, dir, 100))
+	dcfg := write("director.yaml", fmt.Sprintf(demoDirector, dir))
 	dp := director.Start(t, "lvs-node", "director", "--config", dcfg)
-	waitFor(t, 30*time.Second, "the director to program the VIP", func() bool {
-		out, err := director.Run(t, "ipvsadm", "-Ln")
-		return err == nil && strings.Count(out, "-> 10.0.0.1") == 3
+	table := func() string { out, _ := director.Run(t, "ipvsadm", "-Ln"); return out }
+	waitFor(t, 30*time.Second, "every real server to pass its checks", func() bool {
+		return strings.Count(table(), "Route   100") == 2 && strings.Contains(table(), "Route   200")
 	})
-	say("== lvs-node ipvs list on the director ==")
+	say("== lvs-node ipvs list on the director: every real server passed its checks ==")
 	say("%s", indent(director.MustRun(t, "lvs-node", "ipvs", "list")))
-
-	counts := demoTraffic(t, client, 12, say)
+	counts := demoTraffic(t, client, 8, say)
 	if counts["rs1"] == 0 || counts["rs2"] == 0 || counts["rs3"] != counts["rs1"]+counts["rs2"] {
-		t.Fatalf("12 requests with weights 100:100:200 answered %v", counts)
+		t.Fatalf("8 requests with weights 100:100:200 answered %v", counts)
 	}
 
-	say("\n== reload: rs1's weight 100 -> 0 (drain), SIGHUP-free: lvs-node director reload ==")
-	write("director.yaml", fmt.Sprintf(demoDirector, dir, 0))
-	director.MustRun(t, "lvs-node", "director", "reload", "--config", dcfg)
-	waitFor(t, 20*time.Second, "the new weight", func() bool {
-		out, _ := director.Run(t, "ipvsadm", "-Ln")
-		return strings.Contains(out, "10.0.0.11:80                 Route   0")
-	})
+	say("\n== rs2's web server stops: its health check fails twice and the director quiesces it (weight 0) ==")
+	webs["rs2"].stop()
+	stopped := time.Now()
+	waitFor(t, 10*time.Second, "rs2 quiesced", func() bool { return strings.Contains(table(), "10.0.0.12:80                 Route   0") })
+	say("   quiesced %v after the stop", time.Since(stopped).Round(100*time.Millisecond))
 	say("%s", indent(director.MustRun(t, "lvs-node", "ipvs", "list")))
-	counts = demoTraffic(t, client, 6, say)
-	if counts["rs1"] != 0 {
-		t.Fatalf("a drained real server still got new connections: %v", counts)
+	if counts := demoTraffic(t, client, 6, say); counts["rs2"] != 0 {
+		t.Fatalf("a failed real server got new connections: %v", counts)
+	}
+	say("\n== rs2's web server starts again: back after two passing checks ==")
+	webs["rs2"].start()
+	waitFor(t, 10*time.Second, "rs2 back", func() bool { return strings.Contains(table(), "10.0.0.12:80                 Route   100") })
+	say("%s", indent(director.MustRun(t, "lvs-node", "ipvs", "list")))
+
+	say("\n== rs3 gets busy: its load source now reports 25%% capacity, and its weight follows ==")
+	write("rs3.capacity", "25\n")
+	busy := time.Now()
+	waitFor(t, 10*time.Second, "rs3's weight to follow", func() bool { return strings.Contains(table(), "10.0.0.13:80                 Route   50") })
+	say("   weight 200 -> 50 in %v (polls every 500ms)", time.Since(busy).Round(100*time.Millisecond))
+	say("%s", indent(director.MustRun(t, "lvs-node", "ipvs", "list")))
+
+	say("\n== lvs-node status on the director ==")
+	st := director.MustRun(t, "lvs-node", "status", "--role", "director", "--config", dcfg)
+	say("%s", indent(st))
+	if !strings.Contains(st, "200 -> 50") || !strings.Contains(st, "capacity 25%") {
+		t.Fatalf("status does not show rs3's weight and why:\n%s", st)
 	}
 	if dp.Exited() {
 		t.Fatalf("director exited:\n%s", dp.Output())
@@ -129,7 +153,7 @@ func demoTraffic(t *testing.T, client *topo.Host, n int, say func(string, ...any
 	counts := map[string]int{}
 	var line []string
 	for i := 0; i < n; i++ {
-		got, err := client.Get("10.0.0.100:80", 5*time.Second)
+		got, err := httpGet(client, "10.0.0.100:80", 5*time.Second)
 		if err != nil {
 			t.Fatalf("request %d to the VIP: %v", i+1, err)
 		}

@@ -42,6 +42,7 @@ type daemonRig struct {
 	hup        chan os.Signal
 	done       chan error
 	cancel     context.CancelFunc
+	daemon     *Daemon
 }
 
 func startDaemon(t *testing.T, body string) *daemonRig {
@@ -72,6 +73,7 @@ func startDaemonOn(t *testing.T, r *rig, sock, body string, opts MonitorOptions)
 	}
 	r.engine = NewEngine(r.dir, Deps{Kernel: r.k, Marker: r.m, Sysctls: r.s, Host: r.a, Log: slog.New(slog.NewTextHandler(d.logs, nil))})
 	dm := &Daemon{Path: d.path, Engine: r.engine, Log: slog.New(slog.NewTextHandler(d.logs, nil)), Hup: d.hup, Inputs: opts}
+	d.daemon = dm
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() { d.done <- dm.Run(ctx, cfg) }()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lvs-node/lvs-node/healthz"
+	"github.com/lvs-node/lvs-node/internal/ipvs/ipvstest"
 )
 
 // backend is a TCP listener on a loopback address that can be stopped
@@ -366,5 +367,93 @@ func TestOperatorDrainSurvivesRestart(t *testing.T) {
 	}
 	if s := d.k.String(); !strings.Contains(s, "-r 10.0.0.12:80 -g -w 100\n") {
 		t.Errorf("ready did not lift the drain:\n%s", s)
+	}
+}
+
+// TestKernelRefusedReloadRestoresChecks: a reload the kernel refuses
+// puts the previous checks back: the real server it would have added is
+// not checked, the others keep their verdicts.
+func TestKernelRefusedReloadRestoresChecks(t *testing.T) {
+	b1 := newBackend(t, "127.0.0.11", 0)
+	b2 := newBackend(t, "127.0.0.12", 0)
+	b3 := newBackend(t, "127.0.0.13", 0)
+	body := fmt.Sprintf(healthBody, b1.port(), b2.port())
+	d := startDaemonOn(t, newRig(t), "", body, fastInputs())
+	d.waitTable(t, 3*time.Second, fmt.Sprintf("127.0.0.11:%d -m -w 100", b1.port()), fmt.Sprintf("127.0.0.12:%d -m -w 100", b2.port()))
+	before := d.k.String()
+	d.write(t, body+fmt.Sprintf("      - {address: 127.0.0.13, port: %d, weight: 100}\n", b3.port()))
+	d.k.FailOp(0, ipvstest.ErrInjected)
+	if err := RequestReload(t.Context(), d.sock); err == nil {
+		t.Fatal("the kernel refused the reload, yet it succeeded")
+	}
+	if after := d.k.String(); after != before {
+		t.Fatalf("a refused reload changed the table:\n%s\nwas\n%s", after, before)
+	}
+	st := d.status(t)
+	if n := len(st.Services[0].RealServers); n != 2 {
+		t.Fatalf("status lists %d real servers after a refused reload", n)
+	}
+	for _, r := range st.Services[0].RealServers {
+		if r.Health != "up" || r.Check == nil {
+			t.Errorf("after a refused reload: %+v", r)
+		}
+	}
+	if n := len(d.daemon.mon.mgr.Status()); n != 2 {
+		t.Errorf("%d checks after a refused reload, want the previous 2", n)
+	}
+	if n := d.rig.engine.Counters().ReloadErrors; n != 1 {
+		t.Errorf("%d reload errors counted", n)
+	}
+}
+
+// TestDamagedHealthFile: a health file that cannot be read is reported
+// and the real servers serving in the kernel keep serving.
+func TestDamagedHealthFile(t *testing.T) {
+	b1 := newBackend(t, "127.0.0.11", 0)
+	b2 := newBackend(t, "127.0.0.12", 0)
+	r := newRig(t)
+	body := fmt.Sprintf(healthBody, b1.port(), b2.port())
+	d := startDaemonOn(t, r, "", body, fastInputs())
+	d.waitTable(t, 3*time.Second, fmt.Sprintf("127.0.0.11:%d -m -w 100", b1.port()), fmt.Sprintf("127.0.0.12:%d -m -w 100", b2.port()))
+	d.stop(t)
+	if err := os.WriteFile(filepath.Join(r.dir, healthFile), []byte(`{"servers": [{"server": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, ops := d.k.String(), d.k.Counts().Ops
+	d = startDaemonOn(t, r, d.sock, body, fastInputs())
+	time.Sleep(300 * time.Millisecond)
+	if after := d.k.String(); after != before || d.k.Counts().Ops != ops {
+		t.Fatalf("a damaged health file changed the table:\n%s\nwas\n%s", after, before)
+	}
+	if !strings.Contains(d.logs.String(), "health verdicts of the last run cannot be read") {
+		t.Errorf("the damaged file was not reported:\n%s", d.logs)
+	}
+}
+
+// TestOnceAppliesKeptVerdicts: lvs-node director --once runs no checks:
+// real servers without a kept verdict get their configured weight, one
+// kept down stays out.
+func TestOnceAppliesKeptVerdicts(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config(t, fmt.Sprintf(healthBody, 8001, 8002))
+	if err := os.WriteFile(filepath.Join(r.dir, healthFile), []byte(`{"servers": [
+  {"server": {"Service": "web", "Addr": "127.0.0.12", "Port": 8002}, "state": "down", "reason": "HTTP 503 after 3 checks", "since": "2026-01-01T00:00:00Z"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := RestoreHealth(t.Context(), r.engine, cfg, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.apply(t, cfg)
+	if s := r.k.String(); !strings.Contains(s, "-r 127.0.0.11:8001 -m -w 100") || !strings.Contains(s, "-r 127.0.0.12:8002 -m -w 0") {
+		t.Errorf("--once table:\n%s", s)
+	}
+	// Without assumeUp (a dry run, a start): pending.
+	r2 := newRig(t)
+	if err := RestoreHealth(t.Context(), r2.engine, r2.config(t, fmt.Sprintf(healthBody, 8001, 8002)), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	r2.apply(t, r2.config(t, fmt.Sprintf(healthBody, 8001, 8002)))
+	if s := r2.k.String(); !strings.Contains(s, "-r 127.0.0.11:8001 -m -w 0") {
+		t.Errorf("a start without verdicts served unchecked servers:\n%s", s)
 	}
 }

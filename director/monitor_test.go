@@ -149,6 +149,17 @@ const healthBody = `virtual_services:
       - {address: 127.0.0.12, port: %d, weight: 100}
 `
 
+// startChecked starts a daemon on r checking two loopback backends and
+// waits until both serve.
+func startChecked(t *testing.T, r *rig) (d *daemonRig, b1, b2 *backend, body string) {
+	t.Helper()
+	b1, b2 = newBackend(t, "127.0.0.11", 0), newBackend(t, "127.0.0.12", 0)
+	body = fmt.Sprintf(healthBody, b1.port(), b2.port())
+	d = startDaemonOn(t, r, "", body, fastInputs())
+	d.waitTable(t, 3*time.Second, fmt.Sprintf("127.0.0.11:%d -m -w 100", b1.port()), fmt.Sprintf("127.0.0.12:%d -m -w 100", b2.port()))
+	return d, b1, b2, body
+}
+
 // TestHealthChecksDriveWeights: new real servers get no traffic before
 // rise checks pass; a stopped one is quiesced within fall x interval +
 // timeout; the verdicts are kept across a restart, which changes nothing
@@ -234,12 +245,8 @@ func TestSorryServerComesAndGoes(t *testing.T) {
 // check keeps the state of the others; the changed one keeps its state
 // too, and a real server new to the file starts pending.
 func TestReloadKeepsUnchangedChecks(t *testing.T) {
-	b1 := newBackend(t, "127.0.0.11", 0)
-	b2 := newBackend(t, "127.0.0.12", 0)
+	d, b1, b2, body := startChecked(t, newRig(t))
 	b3 := newBackend(t, "127.0.0.13", 0)
-	body := fmt.Sprintf(healthBody, b1.port(), b2.port())
-	d := startDaemonOn(t, newRig(t), "", body, fastInputs())
-	d.waitTable(t, 3*time.Second, fmt.Sprintf("127.0.0.11:%d -m -w 100", b1.port()), fmt.Sprintf("127.0.0.12:%d -m -w 100", b2.port()))
 	b1.stop() // down; it must stay down across the reload
 	d.waitTable(t, 3*time.Second, fmt.Sprintf("127.0.0.11:%d -m -w 0", b1.port()))
 	changed := strings.Replace(body, fmt.Sprintf("port: %d, weight: 100}", b2.port()),
@@ -374,12 +381,8 @@ func TestOperatorDrainSurvivesRestart(t *testing.T) {
 // puts the previous checks back: the real server it would have added is
 // not checked, the others keep their verdicts.
 func TestKernelRefusedReloadRestoresChecks(t *testing.T) {
-	b1 := newBackend(t, "127.0.0.11", 0)
-	b2 := newBackend(t, "127.0.0.12", 0)
+	d, _, _, body := startChecked(t, newRig(t))
 	b3 := newBackend(t, "127.0.0.13", 0)
-	body := fmt.Sprintf(healthBody, b1.port(), b2.port())
-	d := startDaemonOn(t, newRig(t), "", body, fastInputs())
-	d.waitTable(t, 3*time.Second, fmt.Sprintf("127.0.0.11:%d -m -w 100", b1.port()), fmt.Sprintf("127.0.0.12:%d -m -w 100", b2.port()))
 	before := d.k.String()
 	d.write(t, body+fmt.Sprintf("      - {address: 127.0.0.13, port: %d, weight: 100}\n", b3.port()))
 	d.k.FailOp(0, ipvstest.ErrInjected)
@@ -409,12 +412,8 @@ func TestKernelRefusedReloadRestoresChecks(t *testing.T) {
 // TestDamagedHealthFile: a health file that cannot be read is reported
 // and the real servers serving in the kernel keep serving.
 func TestDamagedHealthFile(t *testing.T) {
-	b1 := newBackend(t, "127.0.0.11", 0)
-	b2 := newBackend(t, "127.0.0.12", 0)
 	r := newRig(t)
-	body := fmt.Sprintf(healthBody, b1.port(), b2.port())
-	d := startDaemonOn(t, r, "", body, fastInputs())
-	d.waitTable(t, 3*time.Second, fmt.Sprintf("127.0.0.11:%d -m -w 100", b1.port()), fmt.Sprintf("127.0.0.12:%d -m -w 100", b2.port()))
+	d, _, _, body := startChecked(t, r)
 	d.stop(t)
 	if err := os.WriteFile(filepath.Join(r.dir, healthFile), []byte(`{"servers": [{"server": `), 0o600); err != nil {
 		t.Fatal(err)

@@ -15,8 +15,13 @@
 //   - Engine applies a Config through small interfaces (kernel, marker,
 //     sysctls), records ownership and firewall-mark allocations in the
 //     state directory, and repairs drift on each resync.
-//   - Daemon runs an Engine: periodic resync, reload on SIGHUP or through
-//     the control socket, and a read-only Prometheus endpoint.
+//   - Monitor runs the health checks (healthz) and polls the load agents
+//     (director/feedback) of the configuration in force and hands their
+//     verdicts to the Engine as inputs; the sorry server and the quorum
+//     are part of the desired table.
+//   - Daemon runs an Engine and its Monitor: periodic resync, reload on
+//     SIGHUP or through the control socket (which also answers status,
+//     drain and ready), and a read-only Prometheus endpoint.
 //
 // Stopping the daemon leaves the IPVS table, the nftables rules and the
 // sysctls in place, so a restart drops no connection; Engine.Down removes

@@ -21,24 +21,7 @@
 // SorryServer and Quorum are the spec types of the sorry_server: and
 // quorum: blocks, for the director's configuration to embed.
 //
-// # on_failure, persistence and the kernel's expiry settings
-//
-// quiesce sets a failed real server's weight to 0: IPVS schedules no new
-// connection to it and established connections finish. A persistence
-// template (the client-to-real-server affinity of a persistent service)
-// still names the quiesced server, though, and new connections of that
-// client follow the template until it times out, unless the sysctl
-// net.ipv4.vs.expire_quiescent_template is 1 (director.sysctls
-// expire_quiescent_template: true): then IPVS drops a template whose
-// server has weight 0 when the client next connects, and schedules the
-// client anew. Persistent services with quiesce should set it.
-//
-// remove deletes the destination. Templates and connections that name it
-// no longer match an available server: new connections of those clients
-// are scheduled anew at once. Established connections keep flowing to the
-// deleted server (the kernel keeps it until they end), unless
-// net.ipv4.vs.expire_nodest_conn is 1 (director.sysctls
-// expire_nodest_conn: true), which drops them on their next packet: the
-// clients then see resets. remove is for a server that must get nothing
-// at all; quiesce never breaks a connection that still works.
+// How quiesce and remove interact with persistence templates and the
+// kernel's expire_quiescent_template and expire_nodest_conn settings is
+// documented for operators in the README (Health checks).
 package healthz

@@ -191,7 +191,9 @@ func (m *Monitor) Prepare(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("health checks: %w", err)
 	}
 	if len(seeds) > 0 {
+		m.apply.Lock()
 		m.setHealth(ctx, seeds, "a check added to a serving real server")
+		m.apply.Unlock()
 	}
 	return nil
 }

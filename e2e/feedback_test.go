@@ -98,7 +98,8 @@ func TestDirectorLoadFeedback(t *testing.T) {
 	for _, e := range w.since(rs1, wrote) {
 		steps = append(steps, fmt.Sprint(e.weight))
 	}
-	t.Logf("rs1 reports 25%%: weight %s, about 25 after %v (%.1f polls of %v)", strings.Join(steps, " -> "), took.Round(time.Millisecond), float64(took)/float64(fbInterval), fbInterval)
+	t.Logf("rs1 reports 25%%: weight 100 -> %s (one change per poll: %d polls after the first that saw it), about 25 %v after the file was written (load read every %v, polls every %v)",
+		strings.Join(steps, " -> "), len(steps), took.Round(time.Millisecond), fbLoadEvery, fbInterval)
 	st := directorStatus(t, d)
 	if r := st.server("web", "10.0.0.11:80"); r.Capacity == nil || *r.Capacity < 0.23 || *r.Capacity > 0.27 || !strings.HasPrefix(r.Reason, "capacity 2") {
 		t.Errorf("status of rs1: %+v", r)

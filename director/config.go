@@ -53,7 +53,7 @@ type Settings struct {
 	NFTable string `yaml:"nftables_table"`
 	// AutoFWMark is the range from which marks of ports: services are
 	// allocated.
-	AutoFWMark FWMarkRange `yaml:"auto_fwmark"`
+	AutoFWMark FWMarkRange `yaml:"auto_fwmark,hex"`
 	// VIPInterface receives the VIPs of services with bind_vip.
 	VIPInterface string  `yaml:"vip_interface"`
 	Sysctls      Sysctls `yaml:"sysctls"`
@@ -107,7 +107,7 @@ type VirtualService struct {
 	Protocol       string       `yaml:"protocol"`
 	Port           *uint16      `yaml:"port"`
 	Ports          []uint16     `yaml:"ports"`
-	FWMark         *uint32      `yaml:"fwmark"`
+	FWMark         *uint32      `yaml:"fwmark,hex"`
 	Scheduler      string       `yaml:"scheduler"`
 	SchedulerFlags []string     `yaml:"scheduler_flags"`
 	Persistence    *Persistence `yaml:"persistence"`

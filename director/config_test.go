@@ -194,6 +194,9 @@ func TestRejects(t *testing.T) {
 			"d.yaml:5:5: virtual_services[0].scheduler: unknown scheduler \"fair\" (valid: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)"},
 		{"weight too big", head + "    port: 80\n    real_servers:\n      - {address: 10.0.0.11, weight: 65536}\n",
 			"d.yaml:6:30: virtual_services[0].real_servers[0].weight: must be from 0 to 65535, got 65536"},
+		{"weight with a leading zero", head + "    port: 80\n    real_servers:\n      - {address: 10.0.0.11, weight: 010}\n",
+			"d.yaml:6:38: virtual_services[0].real_servers[0].weight: want a decimal whole number without leading zeros"},
+		{"hex port", head + "    port: 0x50\n", "d.yaml:4:11: virtual_services[0].port: want a decimal whole number, got \"0x50\""},
 		{"weight negative", head + "    port: 80\n    real_servers:\n      - {address: 10.0.0.11, weight: -1}\n",
 			"virtual_services[0].real_servers[0].weight: must be from 0 to 65535, got -1"},
 		{"ipv6 behind ipv4", head + "    port: 80\n    real_servers:\n      - {address: \"2001:db8::1\"}\n",
@@ -333,4 +336,16 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatalf("not stable after apply: %v", FormatOp(again[0]))
 		}
 	})
+}
+
+// TestMarksMayBeHex: marks are written in hex by convention (iptables,
+// ip rule); every other number is decimal.
+func TestMarksMayBeHex(t *testing.T) {
+	cfg, _, err := ParseConfig("d.yaml", []byte("virtual_services:\n  - {name: m, fwmark: 0x10, real_servers: [{address: 10.0.0.11, weight: 10}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs := cfg.VirtualServices[0]; *vs.FWMark != 16 || *vs.RealServers[0].Weight != 10 {
+		t.Errorf("fwmark %d weight %d, want 16 and 10", *vs.FWMark, *vs.RealServers[0].Weight)
+	}
 }

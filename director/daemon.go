@@ -54,7 +54,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 		if err != nil {
 			return err
 		}
-		closers = append(closers, func() { ln.Close(); os.Remove(p) })
+		closers = append(closers, func() { ln.Close() }) // removes the socket file
 		go control.Serve(ctx, ln, log, d.handleControl, "reload")
 		log.Info("control socket ready", "path", p)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvs-node/lvs-node/internal/hostnet"
+	"github.com/lvs-node/lvs-node/internal/state"
 	"github.com/lvs-node/lvs-node/rsagent"
 )
 
@@ -72,21 +73,28 @@ func openRealserver(cfgPath string, log *slog.Logger, stderr io.Writer) (*rsagen
 	if err != nil {
 		return nil, nil, nil, badConfig(cfgPath, err, stderr)
 	}
-	k, err := hostnet.NewNetlinkKernel()
+	// One process at a time changes the real server's records.
+	lock, err := state.TryLock(cfg.Realserver.StateDir, "realserver")
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	k, err := hostnet.NewNetlinkKernel()
+	if err != nil {
+		lock.Release()
+		return nil, nil, nil, err
+	}
+	closeAll := func() { k.Close(); lock.Release() }
 	rec, err := rsagent.OpenSysctls(cfg)
 	if err != nil {
-		k.Close()
+		closeAll()
 		return nil, nil, nil, err
 	}
 	a, err := rsagent.New(cfg, doc, rsagent.Deps{Kernel: k, Sysctls: rec, Log: log})
 	if err != nil {
-		k.Close()
+		closeAll()
 		return nil, nil, nil, err
 	}
-	return a, cfg, k.Close, nil
+	return a, cfg, closeAll, nil
 }
 
 func runRealserverOnce(cmd *cobra.Command, cfgPath string, up bool) error {

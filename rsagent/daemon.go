@@ -35,8 +35,10 @@ type RunOptions struct {
 // Run applies the configuration and keeps it applied until ctx is done:
 // netlink changes trigger a pass at once, and every watch_interval the
 // sysctls (which send no notification) are checked too. Each repair is
-// logged once, as the ip(8)/sysctl(8) line it ran. When ctx is done and
-// restore_on_exit is set, everything is restored (see Down).
+// logged once, as the ip(8)/sysctl(8) line it ran. When ctx is done the
+// host is left as it is, serving, and its record stays in state_dir: a
+// restarted daemon adopts what it finds and changes nothing. Only with
+// restore_on_exit: true is everything restored (see Down).
 //
 // With opts.Control set, Run serves the control socket (mode 0600, removed
 // on exit): status reports what is applied, reload re-reads
@@ -220,10 +222,14 @@ func lines(ss []string) string {
 	return strings.Join(ss, "\n") + "\n"
 }
 
-// reload re-reads path and applies it. A file that does not validate, that
-// changes what only a restart can change (state_dir, listen), or that the
-// host refuses before any change (see Up) leaves the previous
-// configuration in effect and the host untouched.
+// reload re-reads path and applies it. The new configuration comes into
+// force only once the host took all of it. A file that does not validate,
+// or that changes what only a restart can change (state_dir, listen),
+// changes nothing. A change the host refuses, before any change (see Up)
+// or half-way, leaves the previous configuration in force: what the
+// refused one changed is undone at once (and any later pass converges to
+// the previous one too). The error says what was refused and why, and
+// what was undone.
 func (a *Agent) reload(path string) ([]string, error) {
 	if path == "" {
 		return nil, fmt.Errorf("no configuration file to re-read")
@@ -247,17 +253,28 @@ func (a *Agent) reload(path string) ([]string, error) {
 		return nil, err
 	}
 	a.mu.Lock()
-	a.cfg, a.doc = cfg, doc
-	a.mu.Unlock()
-	changes, err := a.Up()
-	if err != nil && len(changes) == 0 && config.AsErrors(err) != nil {
-		// Refused before any change: keep the previous configuration.
-		a.mu.Lock()
-		a.cfg, a.doc = old, oldDoc
-		a.mu.Unlock()
-		return nil, err
+	defer a.mu.Unlock()
+	changes, err := a.up(cfg, doc)
+	if err == nil {
+		a.cfg, a.doc = cfg, doc
+		return changes, nil
 	}
-	return changes, err
+	if len(changes) == 0 && config.AsErrors(err) != nil {
+		return nil, err // refused before any change
+	}
+	back, berr := a.up(old, oldDoc)
+	what := "the host refused the new configuration"
+	if len(changes) > 0 {
+		what += fmt.Sprintf(" after %d change(s) (%s)", len(changes), strings.Join(changes, "; "))
+	}
+	err = fmt.Errorf("%s: %w", what, err)
+	switch {
+	case berr != nil:
+		return nil, fmt.Errorf("%w\nputting the previous configuration back failed too (%d change(s) made): %w", err, len(back), berr)
+	case len(back) > 0:
+		return nil, fmt.Errorf("%w\nthe previous configuration stays in force: %d change(s) undone (%s)", err, len(back), strings.Join(back, "; "))
+	}
+	return nil, fmt.Errorf("%w\nthe previous configuration stays in force", err)
 }
 
 func drain(ch <-chan struct{}) {

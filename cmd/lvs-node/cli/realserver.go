@@ -30,8 +30,10 @@ func newRealserverCmd() *cobra.Command {
 		Short: "Bind VIPs, suppress ARP and set up tunnels and NAT routes on a real server",
 		Long: `lvs-node realserver applies the real-server configuration and keeps it applied:
 a VIP removed by hand, a sysctl changed or tunl0 set down is repaired and
-logged. On SIGTERM or SIGINT it restores the host when restore_on_exit is
-true (the default).
+logged. SIGTERM or SIGINT stops it and leaves the host serving, so a
+restart or an upgrade drops no traffic: the restarted daemon adopts what it
+finds. "lvs-node realserver down" (and package removal) restores the host;
+restore_on_exit: true makes stopping restore it too.
 
 "lvs-node realserver up" and "down" do the same once, for hosts that want no
 daemon. "status" and "reload" talk to the running daemon over its control

@@ -166,7 +166,10 @@ func (d *Daemon) notifiedReload(ctx context.Context, ready bool) (*Config, error
 // reload reads the file again. A file that does not validate changes
 // nothing: every problem is logged and the old configuration stays.
 func (d *Daemon) reload(ctx context.Context) (*Config, error) {
-	cfg, _, err := LoadConfig(d.Path)
+	cfg, doc, err := LoadConfig(d.Path)
+	if err == nil {
+		err = d.checkHost(cfg, doc)
+	}
 	if err != nil {
 		d.Engine.CountReloadError()
 		if es := config.AsErrors(err); len(es) > 0 {

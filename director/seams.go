@@ -43,5 +43,8 @@ type Deps struct {
 	Marker  Marker
 	Sysctls SysctlStore
 	Host    Host
-	Log     *slog.Logger
+	// Caps tells what the running kernel can do; a reload the kernel
+	// cannot carry out (see CheckHost) is refused. nil checks nothing.
+	Caps KernelCaps
+	Log  *slog.Logger
 }

@@ -42,7 +42,9 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := loadDirectorConfig(path, cmd.ErrOrStderr())
+			// A file this kernel cannot carry out is refused before
+			// anything changes, as at reload.
+			cfg, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { log.Warn("note", "note", n) })
 			if err != nil {
 				return err
 			}
@@ -92,7 +94,7 @@ triggers the reload: the daemon reads the file itself.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if socket == "" {
-				cfg, err := loadDirectorConfig(path, cmd.ErrOrStderr())
+				cfg, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "note: "+n) })
 				if err != nil {
 					return err
 				}

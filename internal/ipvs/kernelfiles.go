@@ -171,4 +171,3 @@ func parseRelease(r string) (major, minor int, ok bool) {
 	}
 	return major, minor, true
 }
-

@@ -2,9 +2,12 @@ package nftmark
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -267,4 +270,35 @@ func deleteFirstRule(t *testing.T, table string) {
 		return
 	}
 	t.Fatalf("table %s has no chains", table)
+}
+
+// TestMarkerCallsAreBounded: a call that gets no answer in time fails
+// with a deadline error instead of waiting, and the next call works on a
+// fresh socket (the old one may still hold the late answer).
+func TestMarkerCallsAreBounded(t *testing.T) {
+	kerneltest.FreshNetns(t)
+	m, err := Open("lvs-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	rules := []Rule{{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{80}, Mark: 10}}
+	m.timeout = time.Nanosecond // the deadline passes before any answer
+	start := time.Now()
+	if err := m.Set(rules); !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "nftables did not answer within 1ns") {
+		t.Fatalf("Set with no time to answer: %v", err)
+	}
+	if _, err := m.Rules(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Rules with no time to answer: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("bounded calls took %v", d)
+	}
+	m.timeout = DefaultTimeout
+	if err := m.Set(rules); err != nil {
+		t.Fatalf("Set after a timeout: %v", err)
+	}
+	if got, err := m.Rules(); err != nil || len(got) != 1 || got[0].Mark != 10 {
+		t.Fatalf("rules after a timeout: %v, %v", got, err)
+	}
 }

@@ -19,6 +19,11 @@ import (
 
 const defaultDirectorConfig = "/etc/lvs-node/director.yaml"
 
+// onceTimeout bounds the one reconciliation of --once, --dry-run and
+// down (a table dump and a batch), as the daemon bounds each of its own:
+// a kernel that stops answering ends the command with an error.
+const onceTimeout = 5 * time.Minute
+
 func newDirectorCmd() *cobra.Command {
 	var (
 		path   string
@@ -50,6 +55,12 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if dryRun || once {
+				// One reconciliation, bounded like the daemon's.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, onceTimeout)
+				defer cancel()
+			}
 			if dryRun {
 				return directorDryRun(ctx, cfg, cmd.OutOrStdout())
 			}
@@ -137,7 +148,9 @@ first, or it will put everything back at the next resync.`,
 				return err
 			}
 			defer closeFn()
-			ops, err := e.Down(cmd.Context())
+			ctx, cancel := context.WithTimeout(cmd.Context(), onceTimeout)
+			defer cancel()
+			ops, err := e.Down(ctx)
 			for _, op := range ops {
 				fmt.Fprintln(cmd.OutOrStdout(), director.FormatOp(op))
 			}

@@ -60,13 +60,14 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	}
 	defer stopReporting()
 	reqs := make(chan ctlReq)
+	board := &statusBoard{}
 	if opts.Control != "" {
 		ln, err := control.Listen(opts.Control)
 		if err != nil {
 			return err
 		}
 		defer ln.Close() // removes the socket file
-		go control.Serve(ctx, ln, a.log, rep.ControlHandler(handler(reqs, done), a.log), append([]string{cmdStatus, cmdReload}, AdminCommands()...)...)
+		go control.Serve(ctx, ln, a.log, rep.ControlHandler(handler(reqs, done, board), a.log), append([]string{cmdStatus, cmdReload}, AdminCommands()...)...)
 	}
 
 	var notReady atomic.Pointer[string]
@@ -86,12 +87,18 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		a.log.Info("metrics ready", "address", srv.Addr())
 	}
 
+	board.begin("applying the configuration")
 	changes, err := a.Up()
+	board.end()
 	for _, c := range changes {
 		a.log.Info("applied", "change", c)
 	}
 	if err != nil {
 		return err
+	}
+	if st, err := a.status(); err == nil {
+		st.Config = opts.ConfigPath
+		board.publish(st)
 	}
 	notReady.Store(nil)
 	rs := a.cfg.Realserver
@@ -135,13 +142,16 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 				st, err := a.status()
 				if err == nil {
 					st.Config, st.Repairs, st.Reloads, st.LastError = opts.ConfigPath, repairs, reloads, lastErr
+					board.publish(st)
 				}
 				req.reply <- statusReply(st, err)
 				continue
 			case cmdReload:
 				a.log.Info("reload requested on the control socket")
 				sdnotify.Reloading(a.log)
+				board.begin("reloading")
 				changes, err := a.reload(opts.ConfigPath)
+				board.end()
 				if err != nil {
 					sdnotify.Ready(a.log, "reload refused; the previous configuration stays in effect")
 				} else {
@@ -178,7 +188,9 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 			drain(events)
 		case <-tick.C:
 		}
+		board.begin("checking and repairing the host")
 		changes, err := a.Up()
+		board.end()
 		for _, c := range changes {
 			a.log.Warn("repaired", "change", c)
 			m.repairs.Inc()

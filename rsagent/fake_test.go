@@ -29,6 +29,9 @@ type fakeKernel struct {
 	// refuse holds the errors Add returns for objects (by their ip(8)
 	// line), as the kernel refusing them.
 	refuse map[string]error
+	// stuck, when set, makes LoadModule wait until it is closed: a
+	// modprobe that hangs.
+	stuck chan struct{}
 }
 
 // refuseAdd makes Add of the object rendered as line fail with err (nil:
@@ -211,6 +214,12 @@ func (f *fakeKernel) notify() {
 }
 
 func (f *fakeKernel) LoadModule(name string) error {
+	f.mu.Lock()
+	stuck := f.stuck
+	f.mu.Unlock()
+	if stuck != nil {
+		<-stuck
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.modules[name] {

@@ -86,3 +86,60 @@ func TestReloadRefusedByTheHostKeepsThePreviousConfiguration(t *testing.T) {
 		t.Errorf("reload once accepted: %q, %v", changes, err)
 	}
 }
+
+// TestStatusAnswersDuringASlowKernelCall: while the daemon waits for a
+// module load that hangs, status answers at once with the last status,
+// marked busy; the daemon goes on once the call returns.
+func TestStatusAnswersDuringASlowKernelCall(t *testing.T) {
+	f := newFake(t)
+	tmp := t.TempDir()
+	cfgPath := filepath.Join(tmp, "rs.yaml")
+	const base = "realserver:\n  state_dir: " + "STATE" + "\n  vips:\n    - {address: 10.0.0.100, mode: dr}\n"
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(strings.Replace(body, "STATE", filepath.Join(tmp, "state"), 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(base)
+	c, doc, err := LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAgent(t, f, c, doc)
+	var logs syncBuf
+	a.log = slog.New(slog.NewTextHandler(&logs, nil))
+	sock := filepath.Join(tmp, "rs.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx, RunOptions{ConfigPath: cfgPath, Control: sock}) }()
+	t.Cleanup(func() { cancel(); <-errc })
+	waitFor(t, 2*time.Second, "daemon ready", func() bool { return strings.Contains(logs.String(), "real server ready") })
+
+	stuck := make(chan struct{})
+	f.mu.Lock()
+	f.stuck = stuck
+	f.mu.Unlock()
+	write(base + "    - {address: 10.0.0.101, mode: tun}\n") // needs ipip: modprobe
+	reloaded := make(chan error, 1)
+	go func() { _, err := RequestReload(context.Background(), sock); reloaded <- err }()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	st, err := RequestStatus(context.Background(), sock)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("status during a stuck module load: %v", err)
+	}
+	if took > 2*statusWait || !strings.Contains(st.Busy, "the daemon is reloading since") || len(st.VIPs) != 1 {
+		t.Errorf("status during a stuck module load (%v): %+v", took, st)
+	}
+	t.Logf("status answered in %v while the daemon waited for modprobe: %s", took.Round(time.Millisecond), st.Busy)
+	close(stuck)
+	if err := <-reloaded; err != nil {
+		t.Fatalf("reload once the module loaded: %v", err)
+	}
+	st, err = RequestStatus(context.Background(), sock)
+	if err != nil || st.Busy != "" || len(st.VIPs) != 2 {
+		t.Errorf("status after the reload: %+v, %v", st, err)
+	}
+}

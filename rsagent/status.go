@@ -19,6 +19,9 @@ type Status struct {
 	Repairs   uint64         `json:"repairs"`
 	Reloads   uint64         `json:"reloads"`
 	LastError string         `json:"last_error,omitempty"`
+	// Busy is set when the daemon was in a kernel call and this status
+	// is the last one it computed.
+	Busy string `json:"busy,omitempty"`
 }
 
 // VIPStatus is one configured VIP.
@@ -111,6 +114,9 @@ func (a *Agent) status() (*Status, error) {
 // Text renders the status for people, one fact a line.
 func (s *Status) Text() string {
 	var b strings.Builder
+	if s.Busy != "" {
+		fmt.Fprintf(&b, "busy: %s\n", s.Busy)
+	}
 	if s.Config != "" {
 		fmt.Fprintf(&b, "config: %s\n", s.Config)
 	}

@@ -231,7 +231,10 @@ func TestRejects(t *testing.T) {
 		{"relative state dir", "director: {state_dir: var/lib}\n", "director.state_dir: must be an absolute path"},
 		{"bad metrics", "listen: {metrics: localhost}\n", "listen.metrics: want host:port"},
 		{"relative socket", "listen: {control: x.sock}\n", "listen.control: must be an absolute path"},
-		{"fwmark range", "director: {auto_fwmark: {first: 10, last: 5}}\n", "director.auto_fwmark: last (5) must not be below first (10)"},
+		{"fwmark range", "director: {auto_fwmark: {first: 10, last: 5}}\n", "director.auto_fwmark: last (0x5) must not be below first (0xa)"},
+		{"fwmark range outside the mask", "director: {auto_fwmark: {first: 0x4c560000, last: 0x4c56ffff}}\n",
+			"d.yaml:1:26: director.auto_fwmark.first: 0x4c560000 has bits outside mask 0x30ff: lvs-node's rules set only the mask's bits"},
+		{"fwmark mask zero", "director: {auto_fwmark: {mask: 0}}\n", "director.auto_fwmark.mask: must have at least one bit set"},
 		{"fwmark range full", "director: {auto_fwmark: {first: 10, last: 10}}\n" + head + "    ports: [80]\n  - name: b\n    vip: 10.0.0.1\n    ports: [80]\n",
 			"director.auto_fwmark: range holds 1 marks but 2 services use ports:"},
 		{"conn reuse mode", "director: {sysctls: {conn_reuse_mode: 9}}\n", "director.sysctls.conn_reuse_mode: must be from 0 to 3, got 9"},
@@ -318,7 +321,7 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		// A valid file must plan without error, and its plan must be
 		// applicable from scratch and then stable.
-		marks, err := AllocateMarks(cfg, nil, nil)
+		marks, err := AllocateMarks(cfg, nil)
 		if err != nil {
 			t.Fatalf("allocate: %v", err)
 		}

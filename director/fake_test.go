@@ -66,7 +66,7 @@ func (m *fakeMarker) String() string {
 		for i, p := range r.Ports {
 			ports[i] = fmt.Sprint(p)
 		}
-		fmt.Fprintf(&b, "%s daddr %s %s dport {%s} mark set %d\n", r.Name, r.VIP, r.Protocol, strings.Join(ports, ","), r.Mark)
+		fmt.Fprintf(&b, "%s daddr %s %s dport {%s} mark set %#x/%#x\n", r.Name, r.VIP, r.Protocol, strings.Join(ports, ","), r.Mark, r.Mask)
 	}
 	return b.String()
 }

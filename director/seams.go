@@ -22,9 +22,13 @@ type Marker interface {
 	Delete() error              // remove the table
 }
 
-// SysctlStore changes sysctls and remembers their original values.
+// SysctlStore reads and changes sysctls and remembers their original
+// values (a *sysctls.Recorder).
 type SysctlStore interface {
+	Get(key string) (string, error)
 	Set(key, value string) error // key relative to /proc/sys, slash form
+	// List names the entries of a sysctl directory (net/ipv6/conf).
+	List(dir string) ([]string, error)
 	Restore() error
 }
 

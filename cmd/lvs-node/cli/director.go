@@ -39,8 +39,15 @@ then repairs drift every resync_interval. SIGHUP or "lvs-node director reload"
 re-reads the file; a file that does not validate changes nothing.
 
 Services lvs-node did not create and that the file does not name are never
-touched. Stopping the daemon leaves the IPVS table in place, so a restart
-drops no connection; "lvs-node director down" removes what lvs-node owns.`,
+touched; a service of the same key as one the file names is taken over (edited
+in place, never re-created) once a reconciliation succeeds. Stopping the daemon
+leaves the IPVS table in place, so a restart drops no connection; "lvs-node
+director down" removes what lvs-node owns.
+
+The file is checked against this host's kernel first (see lvs-node check): a
+scheduler it cannot load refuses the start, --once and any later reload. One
+process at a time works on a state directory: a second daemon, --once or down
+on the same one is refused with the holder's pid and command.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logs.logger(cmd.ErrOrStderr())

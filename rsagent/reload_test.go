@@ -19,42 +19,21 @@ import (
 // why.
 func TestReloadRefusedByTheHostKeepsThePreviousConfiguration(t *testing.T) {
 	f := newFake(t)
-	tmp := t.TempDir()
-	cfgPath := filepath.Join(tmp, "rs.yaml")
-	write := func(body string) {
-		t.Helper()
-		body = strings.Replace(body, "STATE", filepath.Join(tmp, "state"), 1)
-		if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const base = `realserver:
   state_dir: STATE
   watch_interval: 100ms
   vips:
     - {address: 10.0.0.100, mode: dr}
 `
-	write(base)
-	c, doc, err := LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := newAgent(t, f, c, doc)
-	var logs syncBuf
-	a.log = slog.New(slog.NewTextHandler(&logs, nil))
-	sock := filepath.Join(tmp, "rs.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx, RunOptions{ConfigPath: cfgPath, Control: sock}) }()
-	t.Cleanup(func() { cancel(); <-errc })
-	waitFor(t, 2*time.Second, "daemon ready", func() bool { return strings.Contains(logs.String(), "real server ready") })
+	d := startSocketDaemon(t, f, base)
+	write, sock, logs := d.write, d.sock, d.logs
 	before := f.String()
 
 	f.refuseAdd("ip addr add 10.0.0.103/32 dev lvs0", syscall.ENOSPC)
 	write(base + `    - {address: 10.0.0.102, mode: dr}
     - {address: 10.0.0.103, mode: dr, interface: dummy}
 `)
-	_, err = RequestReload(context.Background(), sock)
+	_, err := RequestReload(context.Background(), sock)
 	for _, want := range []string{"the host refused the new configuration after 4 change(s)",
 		"ip addr add 10.0.0.103/32 dev lvs0: no space left on device",
 		"the previous configuration stays in force: 2 change(s) undone (ip addr del 10.0.0.102/32 dev lo; ip link del lvs0)"} {
@@ -92,29 +71,9 @@ func TestReloadRefusedByTheHostKeepsThePreviousConfiguration(t *testing.T) {
 // marked busy; the daemon goes on once the call returns.
 func TestStatusAnswersDuringASlowKernelCall(t *testing.T) {
 	f := newFake(t)
-	tmp := t.TempDir()
-	cfgPath := filepath.Join(tmp, "rs.yaml")
-	const base = "realserver:\n  state_dir: " + "STATE" + "\n  vips:\n    - {address: 10.0.0.100, mode: dr}\n"
-	write := func(body string) {
-		t.Helper()
-		if err := os.WriteFile(cfgPath, []byte(strings.Replace(body, "STATE", filepath.Join(tmp, "state"), 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(base)
-	c, doc, err := LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := newAgent(t, f, c, doc)
-	var logs syncBuf
-	a.log = slog.New(slog.NewTextHandler(&logs, nil))
-	sock := filepath.Join(tmp, "rs.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx, RunOptions{ConfigPath: cfgPath, Control: sock}) }()
-	t.Cleanup(func() { cancel(); <-errc })
-	waitFor(t, 2*time.Second, "daemon ready", func() bool { return strings.Contains(logs.String(), "real server ready") })
+	const base = "realserver:\n  state_dir: STATE\n  vips:\n    - {address: 10.0.0.100, mode: dr}\n"
+	d := startSocketDaemon(t, f, base)
+	write, sock := d.write, d.sock
 
 	stuck := make(chan struct{})
 	f.mu.Lock()
@@ -142,4 +101,38 @@ func TestStatusAnswersDuringASlowKernelCall(t *testing.T) {
 	if err != nil || st.Busy != "" || len(st.VIPs) != 2 {
 		t.Errorf("status after the reload: %+v, %v", st, err)
 	}
+}
+
+// socketDaemon is a daemon on fake kernel f, with a configuration file it
+// reloads and a control socket, stopped when the test ends.
+type socketDaemon struct {
+	cfgPath, sock string
+	logs          *syncBuf
+	write         func(body string) // replaces the file; STATE is the state dir
+}
+
+func startSocketDaemon(t *testing.T, f *fakeKernel, body string) *socketDaemon {
+	t.Helper()
+	tmp := t.TempDir()
+	d := &socketDaemon{cfgPath: filepath.Join(tmp, "rs.yaml"), sock: filepath.Join(tmp, "rs.sock"), logs: &syncBuf{}}
+	d.write = func(body string) {
+		t.Helper()
+		body = strings.Replace(body, "STATE", filepath.Join(tmp, "state"), 1)
+		if err := os.WriteFile(d.cfgPath, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.write(body)
+	c, doc, err := LoadConfig(d.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAgent(t, f, c, doc)
+	a.log = slog.New(slog.NewTextHandler(d.logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx, RunOptions{ConfigPath: d.cfgPath, Control: d.sock}) }()
+	t.Cleanup(func() { cancel(); <-errc })
+	waitFor(t, 2*time.Second, "daemon ready", func() bool { return strings.Contains(d.logs.String(), "real server ready") })
+	return d
 }

@@ -195,7 +195,7 @@ func directorDryRun(ctx context.Context, cfg *director.Config, out io.Writer) er
 		for i, p := range m.Ports {
 			ports[i] = fmt.Sprint(p)
 		}
-		fmt.Fprintf(out, "# nftables %s: mark %s to %s port %s with %d (service %s)\n", cfg.Director.NFTable, m.Protocol, m.VIP, strings.Join(ports, ","), m.Mark, m.Name)
+		fmt.Fprintf(out, "# nftables %s: mark %s to %s port %s with %#x, mask %#x (service %s)\n", cfg.Director.NFTable, m.Protocol, m.VIP, strings.Join(ports, ","), m.Mark, m.Mask, m.Name)
 	}
 	if len(ops) == 0 {
 		fmt.Fprintln(out, "# the IPVS table already matches the configuration")

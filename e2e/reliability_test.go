@@ -201,8 +201,15 @@ func TestReliabilityStuckModprobe(t *testing.T) {
 	}
 	expectBoth(t, d.client, "10.0.0.100:80", "rs1", "rs2")
 
-	// Now its module cannot load at all: drift on web is still repaired.
+	// Now its module cannot load at all: every resync fails fast on it. A
+	// scrape then, to compare with those during the stuck modprobe.
 	setMode("fail")
+	time.Sleep(time.Second)
+	t0 := time.Now()
+	d.metrics(t)
+	t.Logf("a scrape with no stuck call took %v", time.Since(t0).Round(time.Millisecond))
+
+	// Drift on web is still repaired.
 	d.dir.MustRun(t, "ipvsadm", "-d", "-t", "10.0.0.100:80", "-r", "10.0.0.12:80")
 	waitUntil(t, 90*time.Second, "drift on web repaired beside the impossible service", func() bool {
 		return strings.Contains(d.save(t), "-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 1")

@@ -26,8 +26,6 @@ const (
 	DefaultProtocol       = "tcp"
 	DefaultWeight         = 1
 	DefaultPersistence    = 300 * time.Second
-	DefaultFWMarkFirst    = 0x4c560000 // "LV" in the high half: far from marks set by hand
-	DefaultFWMarkLast     = 0x4c56ffff
 	maxWeight             = 65535
 )
 
@@ -51,18 +49,12 @@ type Settings struct {
 	// NFTable is the nftables table (family inet) lvs-node owns for the
 	// firewall marks of multi-port services.
 	NFTable string `yaml:"nftables_table"`
-	// AutoFWMark is the range from which marks of ports: services are
-	// allocated.
-	AutoFWMark FWMarkRange `yaml:"auto_fwmark"`
+	// AutoFWMark is the range and mask of the marks of ports: services
+	// (fwmark.go).
+	AutoFWMark FWMarkRange `yaml:"auto_fwmark,hex"`
 	// VIPInterface receives the VIPs of services with bind_vip.
 	VIPInterface string  `yaml:"vip_interface"`
 	Sysctls      Sysctls `yaml:"sysctls"`
-}
-
-// FWMarkRange is an inclusive range of firewall marks.
-type FWMarkRange struct {
-	First uint32 `yaml:"first"`
-	Last  uint32 `yaml:"last"`
 }
 
 // Sysctls are the kernel settings the director manages. A nil value
@@ -107,7 +99,7 @@ type VirtualService struct {
 	Protocol       string       `yaml:"protocol"`
 	Port           *uint16      `yaml:"port"`
 	Ports          []uint16     `yaml:"ports"`
-	FWMark         *uint32      `yaml:"fwmark"`
+	FWMark         *uint32      `yaml:"fwmark,hex"`
 	Scheduler      string       `yaml:"scheduler"`
 	SchedulerFlags []string     `yaml:"scheduler_flags"`
 	Persistence    *Persistence `yaml:"persistence"`
@@ -222,17 +214,6 @@ func (c *Config) validate(doc *config.Doc) error {
 	if d.VIPInterface == "" {
 		d.VIPInterface = DefaultVIPInterface
 	}
-	if !doc.Has("director.auto_fwmark.first") {
-		d.AutoFWMark.First = DefaultFWMarkFirst
-	}
-	if !doc.Has("director.auto_fwmark.last") {
-		d.AutoFWMark.Last = DefaultFWMarkLast
-	}
-	if d.AutoFWMark.First == 0 {
-		v.errorf("director.auto_fwmark.first", "must be at least 1")
-	} else if d.AutoFWMark.Last < d.AutoFWMark.First {
-		v.errorf("director.auto_fwmark", "last (%d) must not be below first (%d)", d.AutoFWMark.Last, d.AutoFWMark.First)
-	}
 	if m := d.Sysctls.ConnReuseMode; m != nil && (*m < 0 || *m > 3) {
 		v.errorf("director.sysctls.conn_reuse_mode", "must be from 0 to 3, got %d", *m)
 	}
@@ -307,9 +288,7 @@ func (c *Config) validate(doc *config.Doc) error {
 			}
 		}
 	}
-	if size := uint64(d.AutoFWMark.Last) - uint64(d.AutoFWMark.First) + 1; d.AutoFWMark.First != 0 && d.AutoFWMark.Last >= d.AutoFWMark.First && uint64(nPorts) > size {
-		v.errorf("director.auto_fwmark", "range holds %d marks but %d services use ports:", size, nPorts)
-	}
+	v.validateAutoFWMark(&d.AutoFWMark, nPorts)
 	return v.errs.Err()
 }
 

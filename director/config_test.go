@@ -194,6 +194,9 @@ func TestRejects(t *testing.T) {
 			"d.yaml:5:5: virtual_services[0].scheduler: unknown scheduler \"fair\" (valid: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)"},
 		{"weight too big", head + "    port: 80\n    real_servers:\n      - {address: 10.0.0.11, weight: 65536}\n",
 			"d.yaml:6:30: virtual_services[0].real_servers[0].weight: must be from 0 to 65535, got 65536"},
+		{"weight with a leading zero", head + "    port: 80\n    real_servers:\n      - {address: 10.0.0.11, weight: 010}\n",
+			"d.yaml:6:38: virtual_services[0].real_servers[0].weight: want a decimal whole number without leading zeros"},
+		{"hex port", head + "    port: 0x50\n", "d.yaml:4:11: virtual_services[0].port: want a decimal whole number, got \"0x50\""},
 		{"weight negative", head + "    port: 80\n    real_servers:\n      - {address: 10.0.0.11, weight: -1}\n",
 			"virtual_services[0].real_servers[0].weight: must be from 0 to 65535, got -1"},
 		{"ipv6 behind ipv4", head + "    port: 80\n    real_servers:\n      - {address: \"2001:db8::1\"}\n",
@@ -228,7 +231,10 @@ func TestRejects(t *testing.T) {
 		{"relative state dir", "director: {state_dir: var/lib}\n", "director.state_dir: must be an absolute path"},
 		{"bad metrics", "listen: {metrics: localhost}\n", "listen.metrics: want host:port"},
 		{"relative socket", "listen: {control: x.sock}\n", "listen.control: must be an absolute path"},
-		{"fwmark range", "director: {auto_fwmark: {first: 10, last: 5}}\n", "director.auto_fwmark: last (5) must not be below first (10)"},
+		{"fwmark range", "director: {auto_fwmark: {first: 10, last: 5}}\n", "director.auto_fwmark: last (0x5) must not be below first (0xa)"},
+		{"fwmark range outside the mask", "director: {auto_fwmark: {first: 0x4c560000, last: 0x4c56ffff}}\n",
+			"d.yaml:1:26: director.auto_fwmark.first: 0x4c560000 has bits outside mask 0x30ff: lvs-node's rules set only the mask's bits"},
+		{"fwmark mask zero", "director: {auto_fwmark: {mask: 0}}\n", "director.auto_fwmark.mask: must have at least one bit set"},
 		{"fwmark range full", "director: {auto_fwmark: {first: 10, last: 10}}\n" + head + "    ports: [80]\n  - name: b\n    vip: 10.0.0.1\n    ports: [80]\n",
 			"director.auto_fwmark: range holds 1 marks but 2 services use ports:"},
 		{"conn reuse mode", "director: {sysctls: {conn_reuse_mode: 9}}\n", "director.sysctls.conn_reuse_mode: must be from 0 to 3, got 9"},
@@ -315,7 +321,7 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		// A valid file must plan without error, and its plan must be
 		// applicable from scratch and then stable.
-		marks, err := AllocateMarks(cfg, nil, nil)
+		marks, err := AllocateMarks(cfg, nil)
 		if err != nil {
 			t.Fatalf("allocate: %v", err)
 		}
@@ -333,4 +339,16 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatalf("not stable after apply: %v", FormatOp(again[0]))
 		}
 	})
+}
+
+// TestMarksMayBeHex: marks are written in hex by convention (iptables,
+// ip rule); every other number is decimal.
+func TestMarksMayBeHex(t *testing.T) {
+	cfg, _, err := ParseConfig("d.yaml", []byte("virtual_services:\n  - {name: m, fwmark: 0x10, real_servers: [{address: 10.0.0.11, weight: 10}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs := cfg.VirtualServices[0]; *vs.FWMark != 16 || *vs.RealServers[0].Weight != 10 {
+		t.Errorf("fwmark %d weight %d, want 16 and 10", *vs.FWMark, *vs.RealServers[0].Weight)
+	}
 }

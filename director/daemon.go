@@ -61,7 +61,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 		if err != nil {
 			return err
 		}
-		closers = append(closers, func() { ln.Close(); os.Remove(p) })
+		closers = append(closers, func() { ln.Close() }) // removes the socket file
 		go control.Serve(ctx, ln, log, d.handleControl, controlCommands()...)
 		log.Info("control socket ready", "path", p)
 	}
@@ -174,7 +174,10 @@ func (d *Daemon) notifiedReload(ctx context.Context, ready bool) (*Config, error
 // reload reads the file again. A file that does not validate changes
 // nothing: every problem is logged and the old configuration stays.
 func (d *Daemon) reload(ctx context.Context) (*Config, error) {
-	cfg, _, err := LoadConfig(d.Path)
+	cfg, doc, err := LoadConfig(d.Path)
+	if err == nil {
+		err = d.checkHost(cfg, doc)
+	}
 	if err != nil {
 		d.Engine.CountReloadError()
 		if es := config.AsErrors(err); len(es) > 0 {

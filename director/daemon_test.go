@@ -71,7 +71,7 @@ func startDaemonOn(t *testing.T, r *rig, sock, body string, opts MonitorOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.engine = NewEngine(r.dir, Deps{Kernel: r.k, Marker: r.m, Sysctls: r.s, Host: r.a, Log: slog.New(slog.NewTextHandler(d.logs, nil))})
+	r.engine = NewEngine(r.dir, Deps{Kernel: r.k, Marker: r.m, Sysctls: r.s, Host: r.a, Caps: r.k, Log: slog.New(slog.NewTextHandler(d.logs, nil))})
 	dm := &Daemon{Path: d.path, Engine: r.engine, Log: slog.New(slog.NewTextHandler(d.logs, nil)), Hup: d.hup, Inputs: opts}
 	d.daemon = dm
 	ctx, cancel := context.WithCancel(context.Background())
@@ -213,5 +213,21 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool, show func() string
 			t.Fatalf("timed out:\n%s", show())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDaemonRefusesReloadTheKernelCannotCarry: a scheduler the running
+// kernel cannot load is refused at reload, with its position, and
+// nothing changes.
+func TestDaemonRefusesReloadTheKernelCannotCarry(t *testing.T) {
+	d := startDaemon(t, twoServices)
+	before := d.k.String()
+	d.write(t, strings.Replace(twoServices, "scheduler: rr", "scheduler: twos", 1))
+	err := RequestReload(t.Context(), d.sock)
+	if err == nil || !strings.Contains(err.Error(), "director.yaml:17:5: virtual_services[1].scheduler: scheduler twos cannot be used on this host: kernel 6.1.0-test has no module ip_vs_twos") {
+		t.Fatalf("reload: %v\n%s", err, d.logs)
+	}
+	if d.k.String() != before || d.engine.Config().VirtualServices[1].Scheduler != "rr" {
+		t.Errorf("a refused reload changed something:\n%s", d.k)
 	}
 }

@@ -10,13 +10,16 @@ import (
 
 // MarkRule asks the firewall to mark packets to VIP on one of Ports (0:
 // every port) of Protocol with Mark, so that the firewall-mark service
-// Mark balances them.
+// Mark balances them. Only the bits of Mask are set (the packet's other
+// bits are kept); IPVS matches the whole mark, so those other bits must be
+// clear for the service to match.
 type MarkRule struct {
 	Name     string
 	VIP      netip.Addr
 	Protocol ipvs.Protocol
 	Ports    []uint16
 	Mark     uint32
+	Mask     uint32
 }
 
 // Plan is what a Config asks of the kernel.
@@ -52,7 +55,7 @@ func Desired(cfg *Config, marks map[string]uint32, in *Inputs) (*Plan, error) {
 				return nil, fmt.Errorf("service %s: no firewall mark allocated", vs.Name)
 			}
 			svc.FWMark = m
-			p.Marks = append(p.Marks, MarkRule{Name: vs.Name, VIP: vs.vip, Protocol: vs.proto, Ports: slices.Clone(vs.Ports), Mark: m})
+			p.Marks = append(p.Marks, MarkRule{Name: vs.Name, VIP: vs.vip, Protocol: vs.proto, Ports: slices.Clone(vs.Ports), Mark: m, Mask: cfg.Director.AutoFWMark.Mask})
 		default:
 			svc.Protocol = vs.proto
 			svc.Addr = vs.vip
@@ -121,47 +124,4 @@ func (c *Config) UsesNAT() (v4, v6 bool) {
 		}
 	}
 	return v4, v6
-}
-
-// AllocateMarks gives every ports: service of cfg a firewall mark from the
-// auto_fwmark range. A service keeps the mark recorded for its name in
-// prev while that mark is still free; marks named by fwmark: services
-// and those in taken (marks of services lvs-node does not own) are never
-// handed out.
-func AllocateMarks(cfg *Config, prev map[string]uint32, taken map[uint32]bool) (map[string]uint32, error) {
-	used := map[uint32]bool{}
-	for m := range taken {
-		used[m] = true
-	}
-	for _, vs := range cfg.VirtualServices {
-		if vs.FWMark != nil {
-			used[*vs.FWMark] = true
-		}
-	}
-	r := cfg.Director.AutoFWMark
-	out := map[string]uint32{}
-	var need []string
-	for _, vs := range cfg.VirtualServices {
-		if vs.Ports == nil {
-			continue
-		}
-		if m, ok := prev[vs.Name]; ok && m >= r.First && m <= r.Last && !used[m] {
-			out[vs.Name] = m
-			used[m] = true
-			continue
-		}
-		need = append(need, vs.Name)
-	}
-	next := uint64(r.First)
-	for _, name := range need {
-		for next <= uint64(r.Last) && used[uint32(next)] {
-			next++
-		}
-		if next > uint64(r.Last) {
-			return nil, fmt.Errorf("auto_fwmark range %d-%d is exhausted", r.First, r.Last)
-		}
-		out[name] = uint32(next)
-		used[uint32(next)] = true
-	}
-	return out, nil
 }

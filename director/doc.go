@@ -8,10 +8,13 @@
 //   - Desired turns a Config into the IPVS table it asks for, plus the
 //     nftables firewall-mark rules of multi-port services.
 //   - Diff compares a desired table with the kernel's as a pure function
-//     and returns the minimal, ordered list of operations. It never touches
-//     a service lvs-node does not own, and edits a service whose key is
-//     unchanged in place (deleting and re-adding it would drop its
-//     connections).
+//     and returns the minimal, ordered list of operations. It deletes only
+//     services lvs-node owns; a service the file names that exists already
+//     (same key, made by hand or by another tool) is taken over: edited in
+//     place to match, and lvs-node's from the first reconciliation that
+//     succeeds. It edits a service whose key is unchanged in place
+//     (deleting and re-adding it would drop its connections). Services
+//     the file does not name and lvs-node did not create are never touched.
 //   - Engine applies a Config through small interfaces (kernel, marker,
 //     sysctls), records ownership and firewall-mark allocations in the
 //     state directory, and repairs drift on each resync.

@@ -146,9 +146,13 @@ func (e *Engine) compute(ctx context.Context, cfg *Config, read bool) (*planned,
 		return nil, fmt.Errorf("read IPVS table: %w", err)
 	}
 	owned := rec.owned()
-	marks, err := AllocateMarks(cfg, rec.FWMarks, takenMarks(cur, owned))
+	taken := takenMarks(cur, owned)
+	marks, err := AllocateMarks(cfg, taken)
 	if err != nil {
 		return nil, err
+	}
+	if !read || !e.fresh {
+		e.logMarkChanges(cfg, rec.FWMarks, marks, taken)
 	}
 	plan, err := Desired(cfg, marks, e.in)
 	if err != nil {
@@ -248,6 +252,7 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 	// unowned. Services that exist already are taken over only once
 	// everything succeeded: a refused change must not make lvs-node the
 	// owner of a service it did not create.
+	oldMarks := maps.Clone(rec.FWMarks)
 	if !same {
 		before := ownershipWith(p.owned, p.plan.Table, p.cur)
 		if len(before) != len(p.owned) || !marksCovered(rec.FWMarks, p.marks) {
@@ -265,7 +270,13 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 	if err := e.setSysctls(cfg, p.nat4, p.nat6); err != nil {
 		return nil, err
 	}
-	acked, skipped, err := e.send(ctx, p.ops)
+	// A service whose mark changes is deleted only once the rules set
+	// the new mark: its new service exists first.
+	ops, later := p.ops, []ipvs.Op(nil)
+	if !same {
+		ops, later = markChanges(p.ops, oldMarks, p.marks)
+	}
+	acked, skipped, err := e.send(ctx, ops)
 	e.cnt.OpsApplied += uint64(len(acked))
 	if err != nil {
 		// What the kernel holds is uncertain now: the next
@@ -282,6 +293,16 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 		}
 		if err := e.deps.Marker.Set(p.plan.Marks); err != nil {
 			return acked, fmt.Errorf("set firewall marks: %w", err)
+		}
+	}
+	if len(later) > 0 {
+		more, _, err := e.send(ctx, later)
+		e.cnt.OpsApplied += uint64(len(more))
+		e.setView(p.cur, p.curOps, append(acked, more...))
+		acked = append(acked, more...)
+		if err != nil {
+			e.fresh = false
+			return acked, fmt.Errorf("remove services of former firewall marks: %w", err)
 		}
 	}
 	if !same || cfg.Director.VIPInterface != last.cfg.Director.VIPInterface {

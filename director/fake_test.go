@@ -66,7 +66,7 @@ func (m *fakeMarker) String() string {
 		for i, p := range r.Ports {
 			ports[i] = fmt.Sprint(p)
 		}
-		fmt.Fprintf(&b, "%s daddr %s %s dport {%s} mark set %d\n", r.Name, r.VIP, r.Protocol, strings.Join(ports, ","), r.Mark)
+		fmt.Fprintf(&b, "%s daddr %s %s dport {%s} mark set %#x/%#x\n", r.Name, r.VIP, r.Protocol, strings.Join(ports, ","), r.Mark, r.Mask)
 	}
 	return b.String()
 }
@@ -93,8 +93,34 @@ func (s *fakeSysctls) Set(key, value string) error {
 	return nil
 }
 
+func (s *fakeSysctls) Get(key string) (string, error) {
+	v, ok := s.vals[key]
+	if !ok {
+		return "", fmt.Errorf("%s: no such file or directory", key)
+	}
+	return v, nil
+}
+
+func (s *fakeSysctls) List(dir string) ([]string, error) {
+	var out []string
+	for k := range s.vals {
+		if rest, ok := strings.CutPrefix(k, dir+"/"); ok {
+			name, _, _ := strings.Cut(rest, "/")
+			if !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	if out == nil {
+		return nil, fmt.Errorf("%s: no such file or directory", dir)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Restore puts the originals back, the most recent change first.
 func (s *fakeSysctls) Restore() error {
-	for _, k := range s.order {
+	for _, k := range slices.Backward(s.order) {
 		s.vals[k] = s.orig[k]
 	}
 	s.orig, s.order = map[string]string{}, nil

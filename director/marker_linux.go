@@ -19,7 +19,7 @@ func openMarker(table string) (*nftMarker, error) {
 func (n *nftMarker) Set(rules []MarkRule) error {
 	out := make([]nftmark.Rule, len(rules))
 	for i, r := range rules {
-		out[i] = nftmark.Rule{VIP: r.VIP, Protocol: r.Protocol, Ports: r.Ports, Mark: r.Mark}
+		out[i] = nftmark.Rule{VIP: r.VIP, Protocol: r.Protocol, Ports: r.Ports, Mark: r.Mark, Mask: r.Mask}
 	}
 	return n.m.Set(out)
 }

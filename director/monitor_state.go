@@ -186,7 +186,7 @@ func (e *Engine) kernelWeights(ctx context.Context, cfg *Config) (map[ServerRef]
 	if err != nil {
 		return nil, fmt.Errorf("read IPVS table: %w", err)
 	}
-	marks, err := AllocateMarks(cfg, rec.FWMarks, takenMarks(cur, rec.owned()))
+	marks, err := AllocateMarks(cfg, takenMarks(cur, rec.owned()))
 	if err != nil {
 		return nil, err
 	}

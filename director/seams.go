@@ -22,9 +22,13 @@ type Marker interface {
 	Delete() error              // remove the table
 }
 
-// SysctlStore changes sysctls and remembers their original values.
+// SysctlStore reads and changes sysctls and remembers their original
+// values (a *sysctls.Recorder).
 type SysctlStore interface {
+	Get(key string) (string, error)
 	Set(key, value string) error // key relative to /proc/sys, slash form
+	// List names the entries of a sysctl directory (net/ipv6/conf).
+	List(dir string) ([]string, error)
 	Restore() error
 }
 
@@ -43,5 +47,8 @@ type Deps struct {
 	Marker  Marker
 	Sysctls SysctlStore
 	Host    Host
-	Log     *slog.Logger
+	// Caps tells what the running kernel can do; a reload the kernel
+	// cannot carry out (see CheckHost) is refused. nil checks nothing.
+	Caps KernelCaps
+	Log  *slog.Logger
 }

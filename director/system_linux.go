@@ -8,13 +8,29 @@ import (
 
 	"github.com/lvs-node/lvs-node/internal/hostnet"
 	"github.com/lvs-node/lvs-node/internal/ipvs"
+	"github.com/lvs-node/lvs-node/internal/state"
 	"github.com/lvs-node/lvs-node/internal/sysctls"
 )
 
 // OpenSystem connects an Engine for cfg to this machine's kernel: IPVS
 // over generic netlink, sysctls recorded in the state dir, VIP addresses
-// over rtnetlink and firewall marks in nftables. close releases them.
+// over rtnetlink and firewall marks in nftables. It first takes the
+// director's lock on the state directory, so that no other process
+// changes the same records (see state.TryLock). close releases them all.
 func OpenSystem(cfg *Config, log *slog.Logger) (e *Engine, close func() error, err error) {
+	lock, err := state.TryLock(cfg.Director.StateDir, "director")
+	if err != nil {
+		return nil, nil, err
+	}
+	e, closeAll, err := openSystem(cfg, log)
+	if err != nil {
+		lock.Release()
+		return nil, nil, err
+	}
+	return e, func() error { return errors.Join(closeAll(), lock.Release()) }, nil
+}
+
+func openSystem(cfg *Config, log *slog.Logger) (*Engine, func() error, error) {
 	k, err := ipvs.Open()
 	if err != nil {
 		return nil, nil, fmt.Errorf("open IPVS: %w", err)
@@ -29,7 +45,7 @@ func OpenSystem(cfg *Config, log *slog.Logger) (e *Engine, close func() error, e
 		k.Close()
 		return nil, nil, err
 	}
-	deps := Deps{Kernel: k, Sysctls: sc, Host: host, Log: log}
+	deps := Deps{Kernel: k, Sysctls: sc, Host: host, Caps: ipvs.NewKernelFiles("/"), Log: log}
 	closeAll := func() error { host.Close(); return k.Close() }
 	if m, err := openMarker(cfg.Director.NFTable); err != nil {
 		log.Warn("nftables unavailable: ports: services cannot be marked", "error", err)
@@ -40,7 +56,9 @@ func OpenSystem(cfg *Config, log *slog.Logger) (e *Engine, close func() error, e
 	return NewEngine(cfg.Director.StateDir, deps), closeAll, nil
 }
 
-// OpenKernel connects to IPVS only, for read-only work such as a dry run.
+// OpenKernel connects to IPVS only, for read-only work such as a dry run:
+// it takes no lock and writes nothing, so it works beside a running
+// daemon.
 func OpenKernel(cfg *Config) (*Engine, func() error, error) {
 	k, err := ipvs.Open()
 	if err != nil {

@@ -32,14 +32,12 @@ virtual_services:
     real_servers: [{address: 10.0.0.11, port: 7000, weight: %d}]
 `
 
-// The real server keeps serving when its daemon stops; only
-// "lvs-node realserver down" (package removal) restores the host.
-// (restore_on_exit: false becomes the default with the change that makes
-// stopping leave the host serving; the line can go then.)
+// The real server keeps serving when its daemon stops (restore_on_exit is
+// false by default); only "lvs-node realserver down" (package removal)
+// restores the host.
 const initRealserver = `realserver:
   vips:%s
   watch_interval: 500ms
-  restore_on_exit: false
 `
 
 // installInitScripts puts the packages' init scripts, shell libraries and

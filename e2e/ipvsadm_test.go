@@ -4,10 +4,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +168,10 @@ func TestIpvsadmCompat(t *testing.T) {
 		t.Errorf("--json has %d services and %d real servers, ipvsadm lists %d and %d", nsvc, ndest, wantS, wantD)
 	}
 
+	if os.Getenv("LVS_IPVSADM_CAPTURE") == "1" {
+		captureGolden(t, dir)
+	}
+
 	// Save: identical to ipvsadm -Sn, and ipvsadm -R rebuilds the table.
 	saved := stdout(t, dir, "", "lvs-node", "ipvs", "save")
 	if want := stdout(t, dir, "", "ipvsadm", "-Sn"); saved != want {
@@ -206,4 +214,34 @@ func TestIpvsadmCompat(t *testing.T) {
 			}
 		}
 	}
+}
+
+// captureGolden prints, for internal/ipvsadm/testdata, what Debian's
+// ipvsadm shows of this table (-Sn, -Ln, --stats, --rate) and what lvs-node
+// read of it (ipvs list --json, the input of the unit tests), all from one
+// moment: the JSON is read before and after the ipvsadm outputs and must
+// not have changed (the rate estimator ticks every 2 s). Each file is one
+// line "LVSCAPTURE name base64" on standard output, so the serial console
+// cannot touch trailing blanks. See internal/ipvsadm/testdata/README.md.
+func captureGolden(t *testing.T, dir *topo.Host) {
+	t.Helper()
+	for try := 0; try < 10; try++ {
+		before := stdout(t, dir, "", "lvs-node", "ipvs", "list", "--json")
+		files := map[string]string{
+			"varied.save":  stdout(t, dir, "", "ipvsadm", "-Sn"),
+			"varied.list":  stdout(t, dir, "", "ipvsadm", "-Ln"),
+			"varied.stats": stdout(t, dir, "", "ipvsadm", "-Ln", "--stats"),
+			"varied.rate":  stdout(t, dir, "", "ipvsadm", "-Ln", "--rate"),
+		}
+		if after := stdout(t, dir, "", "lvs-node", "ipvs", "list", "--json"); after != before {
+			time.Sleep(300 * time.Millisecond)
+			continue
+		}
+		files["varied.json"] = before
+		for _, name := range slices.Sorted(maps.Keys(files)) {
+			fmt.Printf("LVSCAPTURE %s %s\n", name, base64.StdEncoding.EncodeToString([]byte(files[name])))
+		}
+		return
+	}
+	t.Fatal("the table kept changing: no consistent capture in 10 tries")
 }

@@ -63,7 +63,7 @@ func TestNftmarkCarriesFWMService(t *testing.T) {
 		t.Fatalf("unmarked request answered by %q", got)
 	}
 
-	rules := []nftmark.Rule{{VIP: netip.MustParseAddr("10.1.0.1"), Protocol: ipvs.TCP, Ports: []uint16{80, 443}, Mark: 7}}
+	rules := []nftmark.Rule{{VIP: netip.MustParseAddr("10.1.0.1"), Protocol: ipvs.TCP, Ports: []uint16{80, 443}, Mark: 7, Mask: 0xff}}
 	for range 2 {
 		if err := m.Set(rules); err != nil {
 			t.Fatal(err)

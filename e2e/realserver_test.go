@@ -297,7 +297,7 @@ listen:
 		t.Errorf("status after reload:\n%s", status)
 	}
 
-	// down and SIGTERM bring every sysctl, address and route back.
+	// down brings every sysctl, address and route back.
 	out = rs3.MustRun(t, "lvs-node", "realserver", "down", "--config", cfg3)
 	t.Logf("down on rs3:\n%s", out)
 	if got := rsState(t, rs3) + "\n" + routes(t, rs3); got != before3 {
@@ -305,15 +305,22 @@ listen:
 	}
 	out = rs2.MustRun(t, "lvs-node", "realserver", "down", "--config", cfg2)
 	t.Logf("down on rs2:\n%s", out)
+	// Stopping the daemon leaves rs1 serving; down restores it.
+	applied1 = rsState(t, rs1)
 	if err := daemon.Stop(10 * time.Second); err != nil {
 		t.Errorf("daemon exit: %v\n%s", err, daemon.Output())
 	}
-	if !strings.Contains(daemon.Output(), "host restored") {
-		t.Errorf("daemon did not restore on exit:\n%s", daemon.Output())
+	if !strings.Contains(daemon.Output(), "leaving the configuration in place") {
+		t.Errorf("daemon did not say it leaves the host serving:\n%s", daemon.Output())
+	}
+	if got := rsState(t, rs1); got != applied1 {
+		t.Errorf("stopping the daemon changed rs1:\n%s\nwant:\n%s", got, applied1)
 	}
 	if _, err := os.Lstat(sock1); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind after exit: %v", err)
 	}
+	out = rs1.MustRun(t, "lvs-node", "realserver", "down", "--config", cfg1)
+	t.Logf("down on rs1:\n%s", out)
 	for _, c := range []struct {
 		h      *topo.Host
 		before string

@@ -90,12 +90,17 @@ func (a *Agent) save(r *hostnet.Record) error {
 func (a *Agent) Up() ([]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	d := want(a.cfg)
+	return a.up(a.cfg, a.doc)
+}
+
+// up brings the host to the state cfg asks for; the caller holds a.mu.
+func (a *Agent) up(cfg *Config, doc *config.Doc) ([]string, error) {
+	d := want(cfg)
 	snap, err := a.k.Snapshot()
 	if err != nil {
 		return nil, fmt.Errorf("read network state: %w", err)
 	}
-	if snap, err = a.preflight(d, snap); err != nil {
+	if snap, err = a.preflight(cfg, doc, d, snap); err != nil {
 		return nil, err
 	}
 	var changes []string

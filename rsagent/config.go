@@ -53,7 +53,10 @@ type Realserver struct {
 	VIPs     []VIP  `yaml:"vips"`
 	ARP      ARP    `yaml:"arp"`
 	// RestoreOnExit makes the daemon restore everything when it stops.
-	// Default true.
+	// Default false: stopping or restarting the daemon (a package
+	// upgrade) leaves the host serving; "lvs-node realserver down" and
+	// package removal restore it. With true, every restart takes the VIPs
+	// away while the director still sends to this host.
 	RestoreOnExit *bool `yaml:"restore_on_exit"`
 	// WatchInterval is how often the daemon re-reads the sysctls (netlink
 	// changes are seen at once). Default 2s.
@@ -105,8 +108,8 @@ type Listen struct {
 	Control string `yaml:"control"`
 }
 
-// RestoreOnExitValue returns restore_on_exit with its default.
-func (r *Realserver) RestoreOnExitValue() bool { return r.RestoreOnExit == nil || *r.RestoreOnExit }
+// RestoreOnExitValue returns restore_on_exit with its default (false).
+func (r *Realserver) RestoreOnExitValue() bool { return r.RestoreOnExit != nil && *r.RestoreOnExit }
 
 // LoadConfig reads, decodes strictly, fills defaults and validates a
 // real-server configuration. All problems are returned together as

@@ -78,7 +78,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 `)
 	rs := c.Realserver
 	if *rs.ARP.Ignore != 1 || *rs.ARP.Announce != 2 || rs.WatchInterval.D() != DefaultWatchInterval ||
-		!rs.RestoreOnExitValue() || rs.VIPs[0].Interface != "lo" || rs.DummyInterface != "lvs0" {
+		rs.RestoreOnExitValue() || rs.VIPs[0].Interface != "lo" || rs.DummyInterface != "lvs0" {
 		t.Fatalf("defaults not filled: %+v", rs)
 	}
 }

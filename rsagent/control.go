@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lvs-node/lvs-node/internal/control"
 )
@@ -35,12 +36,23 @@ type ctlReply struct {
 	err  error
 }
 
-// handler hands each control request to the daemon loop through reqs.
-func handler(reqs chan<- ctlReq, done <-chan struct{}) control.Handler {
+// handler hands each control request to the daemon loop through reqs. A
+// status request the loop does not take within statusWait (it is in a
+// slow kernel call) is answered from board.
+func handler(reqs chan<- ctlReq, done <-chan struct{}, board *statusBoard) control.Handler {
 	return func(_ context.Context, cmd string) (string, error) {
 		req := ctlReq{cmd: cmd, reply: make(chan ctlReply, 1)}
+		var wait <-chan time.Time
+		if cmd == cmdStatus {
+			t := time.NewTimer(statusWait)
+			defer t.Stop()
+			wait = t.C
+		}
 		select {
 		case reqs <- req:
+		case <-wait:
+			r := board.busyReply()
+			return r.body, r.err
 		case <-done:
 			return "", errors.New("the daemon is stopping")
 		}

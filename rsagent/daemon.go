@@ -35,8 +35,10 @@ type RunOptions struct {
 // Run applies the configuration and keeps it applied until ctx is done:
 // netlink changes trigger a pass at once, and every watch_interval the
 // sysctls (which send no notification) are checked too. Each repair is
-// logged once, as the ip(8)/sysctl(8) line it ran. When ctx is done and
-// restore_on_exit is set, everything is restored (see Down).
+// logged once, as the ip(8)/sysctl(8) line it ran. When ctx is done the
+// host is left as it is, serving, and its record stays in state_dir: a
+// restarted daemon adopts what it finds and changes nothing. Only with
+// restore_on_exit: true is everything restored (see Down).
 //
 // With opts.Control set, Run serves the control socket (mode 0600, removed
 // on exit): status reports what is applied, reload re-reads
@@ -58,13 +60,14 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	}
 	defer stopReporting()
 	reqs := make(chan ctlReq)
+	board := &statusBoard{}
 	if opts.Control != "" {
 		ln, err := control.Listen(opts.Control)
 		if err != nil {
 			return err
 		}
 		defer ln.Close() // removes the socket file
-		go control.Serve(ctx, ln, a.log, rep.ControlHandler(handler(reqs, done), a.log), append([]string{cmdStatus, cmdReload}, AdminCommands()...)...)
+		go control.Serve(ctx, ln, a.log, rep.ControlHandler(handler(reqs, done, board), a.log), append([]string{cmdStatus, cmdReload}, AdminCommands()...)...)
 	}
 
 	var notReady atomic.Pointer[string]
@@ -84,12 +87,18 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		a.log.Info("metrics ready", "address", srv.Addr())
 	}
 
+	board.begin("applying the configuration")
 	changes, err := a.Up()
+	board.end()
 	for _, c := range changes {
 		a.log.Info("applied", "change", c)
 	}
 	if err != nil {
 		return err
+	}
+	if st, err := a.status(); err == nil {
+		st.Config = opts.ConfigPath
+		board.publish(st)
 	}
 	notReady.Store(nil)
 	rs := a.cfg.Realserver
@@ -134,13 +143,16 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 				if err == nil {
 					st.Config, st.Repairs, st.Reloads, st.LastError = opts.ConfigPath, repairs, reloads, lastErr
 					st.Agent, st.TOA = rep.agentStatus(), toaK.status(a)
+					board.publish(st)
 				}
 				req.reply <- statusReply(st, err)
 				continue
 			case cmdReload:
 				a.log.Info("reload requested on the control socket")
 				sdnotify.Reloading(a.log)
+				board.begin("reloading")
 				changes, err := a.reload(opts.ConfigPath)
+				board.end()
 				if err != nil {
 					sdnotify.Ready(a.log, "reload refused; the previous configuration stays in effect")
 				} else {
@@ -177,7 +189,9 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 			drain(events)
 		case <-tick.C:
 		}
+		board.begin("checking and repairing the host")
 		changes, err := a.Up()
+		board.end()
 		for _, c := range changes {
 			a.log.Warn("repaired", "change", c)
 			m.repairs.Inc()
@@ -221,10 +235,14 @@ func lines(ss []string) string {
 	return strings.Join(ss, "\n") + "\n"
 }
 
-// reload re-reads path and applies it. A file that does not validate, that
-// changes what only a restart can change (state_dir, listen), or that the
-// host refuses before any change (see Up) leaves the previous
-// configuration in effect and the host untouched.
+// reload re-reads path and applies it. The new configuration comes into
+// force only once the host took all of it. A file that does not validate,
+// or that changes what only a restart can change (state_dir, listen),
+// changes nothing. A change the host refuses, before any change (see Up)
+// or half-way, leaves the previous configuration in force: what the
+// refused one changed is undone at once (and any later pass converges to
+// the previous one too). The error says what was refused and why, and
+// what was undone.
 func (a *Agent) reload(path string) ([]string, error) {
 	if path == "" {
 		return nil, fmt.Errorf("no configuration file to re-read")
@@ -248,17 +266,28 @@ func (a *Agent) reload(path string) ([]string, error) {
 		return nil, err
 	}
 	a.mu.Lock()
-	a.cfg, a.doc = cfg, doc
-	a.mu.Unlock()
-	changes, err := a.Up()
-	if err != nil && len(changes) == 0 && config.AsErrors(err) != nil {
-		// Refused before any change: keep the previous configuration.
-		a.mu.Lock()
-		a.cfg, a.doc = old, oldDoc
-		a.mu.Unlock()
-		return nil, err
+	defer a.mu.Unlock()
+	changes, err := a.up(cfg, doc)
+	if err == nil {
+		a.cfg, a.doc = cfg, doc
+		return changes, nil
 	}
-	return changes, err
+	if len(changes) == 0 && config.AsErrors(err) != nil {
+		return nil, err // refused before any change
+	}
+	back, berr := a.up(old, oldDoc)
+	what := "the host refused the new configuration"
+	if len(changes) > 0 {
+		what += fmt.Sprintf(" after %d change(s) (%s)", len(changes), strings.Join(changes, "; "))
+	}
+	err = fmt.Errorf("%s: %w", what, err)
+	switch {
+	case berr != nil:
+		return nil, fmt.Errorf("%w\nputting the previous configuration back failed too (%d change(s) made): %w", err, len(back), berr)
+	case len(back) > 0:
+		return nil, fmt.Errorf("%w\nthe previous configuration stays in force: %d change(s) undone (%s)", err, len(back), strings.Join(back, "; "))
+	}
+	return nil, fmt.Errorf("%w\nthe previous configuration stays in force", err)
 }
 
 func drain(ch <-chan struct{}) {

@@ -36,6 +36,7 @@ func TestDaemonRepairsOnceAndRestores(t *testing.T) {
 	before := f.String()
 	c, doc := loadYAML(t, t.TempDir(), `realserver:
   state_dir: STATE
+  restore_on_exit: true
   watch_interval: 100ms
   vips:
     - {address: 10.0.0.100, mode: dr}
@@ -125,5 +126,58 @@ lvs_node_realserver_vips 2
 		sysLines([4]string{"tunl0", "0", "0", "2"})
 	if got := f.String(); got != sortSysctls(want) {
 		t.Errorf("after exit:\n%s\nwant:\n%s", got, sortSysctls(want))
+	}
+}
+
+// TestDaemonStopLeavesHostRestartAdopts: stopping the daemon (a restart,
+// an upgrade) leaves the host serving; a new daemon on the same state
+// directory adopts what it finds and changes nothing; down then removes
+// everything, so ownership survived the restart.
+func TestDaemonStopLeavesHostRestartAdopts(t *testing.T) {
+	f := newFake(t)
+	before := f.String()
+	c, doc := loadYAML(t, t.TempDir(), `realserver:
+  state_dir: STATE
+  watch_interval: 100ms
+  vips:
+    - {address: 10.0.0.100, mode: dr}
+    - {address: 10.0.0.101, mode: tun}
+    - {address: 10.0.0.102, mode: dr, interface: dummy}
+`)
+	run := func() string {
+		t.Helper()
+		var logs syncBuf
+		a := newAgent(t, f, c, doc)
+		a.log = slog.New(slog.NewTextHandler(&logs, nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- a.Run(ctx, RunOptions{}) }()
+		waitFor(t, 2*time.Second, "daemon ready", func() bool { return strings.Contains(logs.String(), "real server ready") })
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		return logs.String()
+	}
+	run()
+	applied := f.String()
+	if applied == before {
+		t.Fatal("nothing applied")
+	}
+	adds := f.adds
+	logs := run()
+	if got := f.String(); got != applied {
+		t.Errorf("a restart changed the host:\n%s\nwant:\n%s", got, applied)
+	}
+	if f.adds != adds || !strings.Contains(logs, `msg="real server ready" changes=0`) || !strings.Contains(logs, "leaving the configuration in place") {
+		t.Errorf("the restarted daemon made %d changes:\n%s", f.adds-adds, logs)
+	}
+	if _, err := newAgent(t, f, c, doc).Down(); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(before, "ip link set eth0 up\n", "ip link set eth0 up\nip link add tunl0 type ipip\nip link set tunl0 down\n", 1) +
+		sysLines([4]string{"tunl0", "0", "0", "2"})
+	if got := f.String(); got != sortSysctls(want) {
+		t.Errorf("after down:\n%s\nwant:\n%s", got, sortSysctls(want))
 	}
 }

@@ -26,6 +26,27 @@ type fakeKernel struct {
 	modules  map[string]bool // available, not loaded
 	watchers []chan struct{}
 	adds     int // successful Add/Del calls
+	// refuse holds the errors Add returns for objects (by their ip(8)
+	// line), as the kernel refusing them.
+	refuse map[string]error
+	// stuck, when set, makes LoadModule wait until it is closed: a
+	// modprobe that hangs.
+	stuck chan struct{}
+}
+
+// refuseAdd makes Add of the object rendered as line fail with err (nil:
+// succeed again).
+func (f *fakeKernel) refuseAdd(line string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuse == nil {
+		f.refuse = map[string]error{}
+	}
+	if err == nil {
+		delete(f.refuse, line)
+		return
+	}
+	f.refuse[line] = err
 }
 
 var errFake = errors.New("fake kernel")
@@ -90,6 +111,9 @@ func (f *fakeKernel) link(name string) int {
 func (f *fakeKernel) Add(obj Object) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.refuse[obj.String()]; err != nil {
+		return err
+	}
 	switch o := obj.(type) {
 	case Link:
 		if f.link(o.Name) >= 0 {
@@ -190,6 +214,12 @@ func (f *fakeKernel) notify() {
 }
 
 func (f *fakeKernel) LoadModule(name string) error {
+	f.mu.Lock()
+	stuck := f.stuck
+	f.mu.Unlock()
+	if stuck != nil {
+		<-stuck
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.modules[name] {

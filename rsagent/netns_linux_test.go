@@ -268,6 +268,8 @@ func TestRealKernelBadInputChangesNothing(t *testing.T) {
 	}
 }
 
+// TestRealKernelDaemonRepairsAndRestores: the daemon repairs, stopping it
+// leaves the host serving, and down restores it.
 func TestRealKernelDaemonRepairsAndRestores(t *testing.T) {
 	ns := kerneltest.FreshNetns(t)
 	hostSetup(t)
@@ -338,8 +340,14 @@ func TestRealKernelDaemonRepairsAndRestores(t *testing.T) {
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind: %v", err)
 	}
+	if s, _ := k.Snapshot(); !s.HasAddr(vip) || readSys(t, "net/ipv4/conf/all/arp_ignore") != "1" {
+		t.Errorf("stopping the daemon took the VIP or the ARP settings away:\n%s", hostState(t, k))
+	}
+	if _, err := a.Down(); err != nil {
+		t.Fatal(err)
+	}
 	if got := hostState(t, k); got != before {
-		t.Errorf("exit did not restore the host:\n%s\nwant:\n%s", got, before)
+		t.Errorf("down did not restore the host:\n%s\nwant:\n%s", got, before)
 	}
 }
 

@@ -8,9 +8,9 @@ import (
 
 // preflight checks what needs the live host, before any change. It may
 // load the ipip module. It returns the (possibly refreshed) snapshot.
-func (a *Agent) preflight(d desired, snap *Snapshot) (*Snapshot, error) {
+func (a *Agent) preflight(cfg *Config, doc *config.Doc, d desired, snap *Snapshot) (*Snapshot, error) {
 	var errs config.Errors
-	rs := a.cfg.Realserver
+	rs := cfg.Realserver
 	if d.ipipNeeds {
 		if _, ok := snap.Link(tunl0); !ok {
 			var loadErr error
@@ -28,7 +28,7 @@ func (a *Agent) preflight(d desired, snap *Snapshot) (*Snapshot, error) {
 				}
 				for i, v := range rs.VIPs {
 					if v.Mode == ModeTUN {
-						errs = append(errs, a.doc.Errorf(config.Join(config.Index("realserver.vips", i), "mode"), "%s", msg))
+						errs = append(errs, doc.Errorf(config.Join(config.Index("realserver.vips", i), "mode"), "%s", msg))
 						break
 					}
 				}
@@ -37,12 +37,12 @@ func (a *Agent) preflight(d desired, snap *Snapshot) (*Snapshot, error) {
 	}
 	for i, name := range rs.ARP.Interfaces {
 		if _, ok := snap.Link(name); !ok {
-			errs = append(errs, a.doc.Errorf(config.Index("realserver.arp.interfaces", i), "this host has no interface %s", name))
+			errs = append(errs, doc.Errorf(config.Index("realserver.arp.interfaces", i), "this host has no interface %s", name))
 		}
 	}
 	for _, l := range d.links {
 		if got, ok := snap.Link(l.Name); ok && got.Kind != l.Kind {
-			errs = append(errs, a.doc.Errorf("realserver.dummy_interface",
+			errs = append(errs, doc.Errorf("realserver.dummy_interface",
 				"interface %s exists and is of type %s, not %s", l.Name, got.Kind, l.Kind))
 		}
 	}
@@ -57,16 +57,16 @@ func (a *Agent) preflight(d desired, snap *Snapshot) (*Snapshot, error) {
 				continue
 			}
 			if v.Mode == ModeNAT {
-				errs = append(errs, a.doc.Errorf(config.Join(p, "address"),
+				errs = append(errs, doc.Errorf(config.Join(p, "address"),
 					"nat VIP %s is an address of this host (on %s); it belongs on the director", v.Addr, h.Dev))
 			} else {
-				errs = append(errs, a.doc.Errorf(config.Join(p, "address"),
+				errs = append(errs, doc.Errorf(config.Join(p, "address"),
 					"VIP %s is already an address of this host on %s; a %s VIP must be on %s only", v.Addr, h.Dev, v.Mode, dev))
 			}
 			break
 		}
 		if v.Mode == ModeNAT && v.GatewayIP.IsValid() && !snap.Connected(v.GatewayIP) {
-			errs = append(errs, a.doc.Errorf(config.Join(p, "gateway"),
+			errs = append(errs, doc.Errorf(config.Join(p, "gateway"),
 				"gateway %s is not on a connected network of this host", v.GatewayIP))
 		}
 	}

@@ -22,6 +22,9 @@ type Status struct {
 
 	Agent *AgentStatus `json:"agent,omitempty"` // status_reporting.go
 	TOA   *TOAStatus   `json:"toa,omitempty"`
+	// Busy is set when the daemon was in a kernel call and this status
+	// is the last one it computed.
+	Busy string `json:"busy,omitempty"`
 }
 
 // VIPStatus is one configured VIP.
@@ -114,6 +117,9 @@ func (a *Agent) status() (*Status, error) {
 // Text renders the status for people, one fact a line.
 func (s *Status) Text() string {
 	var b strings.Builder
+	if s.Busy != "" {
+		fmt.Fprintf(&b, "busy: %s\n", s.Busy)
+	}
 	if s.Config != "" {
 		fmt.Fprintf(&b, "config: %s\n", s.Config)
 	}

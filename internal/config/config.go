@@ -353,6 +353,10 @@ type decoder struct {
 	doc    *Doc
 	errs   Errors
 	fields map[reflect.Type]map[string][]int // structFields, computed once per type
+	hex    map[reflect.Type]map[string]bool  // hexFields, computed once per type
+	// inHex is set while a field tagged ",hex" is decoded: its integers
+	// may be written as 0x... too.
+	inHex bool
 }
 
 func (d *decoder) structFields(t reflect.Type) map[string][]int {
@@ -362,6 +366,37 @@ func (d *decoder) structFields(t reflect.Type) map[string][]int {
 	f := structFields(t)
 	d.fields[t] = f
 	return f
+}
+
+// hexFields names the keys of t whose integers may be hexadecimal.
+func (d *decoder) hexFields(t reflect.Type) map[string]bool {
+	if d.hex == nil {
+		d.hex = map[reflect.Type]map[string]bool{}
+	}
+	if h, ok := d.hex[t]; ok {
+		return h
+	}
+	var h map[string]bool
+	for name, idx := range d.structFields(t) {
+		if _, opts, _ := strings.Cut(t.FieldByIndex(idx).Tag.Get("yaml"), ","); hasOpt(opts, "hex") {
+			if h == nil {
+				h = map[string]bool{}
+			}
+			h[name] = true
+		}
+	}
+	d.hex[t] = h
+	return h
+}
+
+// hasOpt reports whether the comma-separated tag options opts hold o.
+func hasOpt(opts, o string) bool {
+	for x := range strings.SplitSeq(opts, ",") {
+		if x == o {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *decoder) fail(n *yaml.Node, path *keyPath, format string, args ...any) {
@@ -475,6 +510,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path *keyPath) {
 		return
 	}
 	fields := d.structFields(v.Type())
+	hex := d.hexFields(v.Type())
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -493,6 +529,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path *keyPath) {
 			continue
 		}
 		seen[k.Value] = true
+		if hex[k.Value] && !d.inHex {
+			d.inHex = true
+			d.decode(val, v.FieldByIndex(idx), p)
+			d.inHex = false
+			continue
+		}
 		d.decode(val, v.FieldByIndex(idx), p)
 	}
 }
@@ -532,6 +574,34 @@ func sortedKeys(m map[string][]int) []string {
 	return keys
 }
 
+// intBase checks the written form of an integer and gives the base to
+// read it in: 10, or 0 for 0x... in a field tagged ",hex". A leading zero
+// ("010": 8 to C and YAML 1.1, 10 to people) and the 0o and 0b prefixes
+// are refused rather than guessed at: msg says what is wanted. Anything
+// else is left to strconv in base 10.
+func (d *decoder) intBase(s string) (base int, msg string) {
+	digits := strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	want := "want a decimal whole number"
+	if d.inHex {
+		want = "want a decimal whole number or 0x followed by hex digits"
+	}
+	if len(digits) < 2 || digits[0] != '0' {
+		return 10, ""
+	}
+	if d.inHex && (digits[1] == 'x' || digits[1] == 'X') {
+		for _, c := range digits[2:] {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return 0, want
+			}
+		}
+		return 0, ""
+	}
+	if strings.Trim(digits, "0123456789") == "" {
+		return 0, want + " without leading zeros (is 010 ten or eight? write 10 or 8)"
+	}
+	return 0, want
+}
+
 func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path *keyPath) {
 	if n.Kind != yaml.ScalarNode {
 		d.fail(n, path, "want a single value, got %s", kindName(n))
@@ -554,14 +624,24 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path *keyPath) {
 			d.fail(n, path, "want true or false, got %q", s)
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		x, err := strconv.ParseInt(s, 0, v.Type().Bits())
+		base, msg := d.intBase(s)
+		if msg != "" {
+			d.fail(n, path, "%s, got %q", msg, s)
+			return
+		}
+		x, err := strconv.ParseInt(s, base, v.Type().Bits())
 		if err != nil || n.Tag == "!!str" && n.Style != 0 {
 			d.fail(n, path, "want a whole number, got %q", s)
 			return
 		}
 		v.SetInt(x)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		x, err := strconv.ParseUint(s, 0, v.Type().Bits())
+		base, msg := d.intBase(s)
+		if msg != "" {
+			d.fail(n, path, "%s, got %q", msg, s)
+			return
+		}
+		x, err := strconv.ParseUint(s, base, v.Type().Bits())
 		if err != nil || n.Tag == "!!str" && n.Style != 0 {
 			max := uint64(1)<<v.Type().Bits() - 1
 			d.fail(n, path, "want a whole number from 0 to %d, got %q", max, s)

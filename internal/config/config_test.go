@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,58 @@ func TestCombine(t *testing.T) {
 	plain := os.ErrNotExist
 	if Combine(plain, val) != plain {
 		t.Fatal("a non-file error must be returned as is")
+	}
+}
+
+func TestIntegersAreDecimalHexOnlyWhereTagged(t *testing.T) {
+	type marks struct {
+		Weight int64   `yaml:"weight"`
+		Port   uint16  `yaml:"port"`
+		Mark   *uint32 `yaml:"mark,hex"`
+		Range  struct {
+			First uint32 `yaml:"first"`
+		} `yaml:"range,hex"`
+	}
+	cases := []struct {
+		src, want string // want: the value line, or the error's message
+	}{
+		{"weight: 10", "weight=10"},
+		{"weight: -3", "weight=-3"},
+		{"weight: +7", "weight=7"},
+		{"weight: 0", "weight=0"},
+		{"weight: 010", `weight: want a decimal whole number without leading zeros (is 010 ten or eight? write 10 or 8), got "010"`},
+		{"weight: 0o10", `weight: want a decimal whole number, got "0o10"`},
+		{"weight: 0x10", `weight: want a decimal whole number, got "0x10"`},
+		{"weight: 0b10", `weight: want a decimal whole number, got "0b10"`},
+		{"weight: 1_000", `weight: want a whole number, got "1_000"`},
+		{"weight: 0_1", `weight: want a decimal whole number, got "0_1"`},
+		{"port: 0080", `port: want a decimal whole number without leading zeros (is 010 ten or eight? write 10 or 8), got "0080"`},
+		{"mark: 0x4c56", "mark=19542"},
+		{"mark: 0X10", "mark=16"},
+		{"mark: 100", "mark=100"},
+		{"mark: 010", `mark: want a decimal whole number or 0x followed by hex digits without leading zeros (is 010 ten or eight? write 10 or 8), got "010"`},
+		{"mark: 0o10", `mark: want a decimal whole number or 0x followed by hex digits, got "0o10"`},
+		{"mark: 0xfg", `mark: want a decimal whole number or 0x followed by hex digits, got "0xfg"`},
+		{"mark: 0x", `mark: want a whole number from 0 to 4294967295, got "0x"`},
+		{"range: {first: 0x30ff}", "first=12543"},
+	}
+	for _, c := range cases {
+		var m marks
+		_, err := Decode("m.yaml", []byte(c.src+"\n"), &m)
+		got := ""
+		switch {
+		case err != nil:
+			es := AsErrors(err)
+			got = es[0].Path + ": " + es[0].Msg
+		case m.Mark != nil:
+			got = "mark=" + strconv.FormatUint(uint64(*m.Mark), 10)
+		case m.Range.First != 0:
+			got = "first=" + strconv.FormatUint(uint64(m.Range.First), 10)
+		default:
+			got = "weight=" + strconv.FormatInt(m.Weight, 10)
+		}
+		if got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.src, got, c.want)
+		}
 	}
 }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -28,33 +31,93 @@ type Refusal struct{ Problems string }
 func (r *Refusal) Error() string { return r.Problems }
 
 // Listen opens the control socket at path with mode 0600, creating its
-// directory. A socket left by a daemon that died is replaced; one a live
-// daemon answers on is not, and neither is a file that is not a socket.
+// directory. The socket is made in a private directory (mode 0700) of the
+// same directory, given its mode there and renamed into place, so that
+// it is never reachable with another mode, whatever the umask. A socket
+// at path that no process answers on (its daemon died) is replaced; one a
+// process answers on is not, and neither is anything that is not a socket
+// or a socket whose state cannot be told.
+//
+// Closing the listener removes the socket file, unless path has been
+// replaced by another file since.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s is in use: is another daemon running?", path)
+	if err := checkStale(path); err != nil {
+		return nil, err
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("control socket %s exists and is not a socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale control socket: %w", err)
-		}
+	priv, err := os.MkdirTemp(dir, ".ctl")
+	if err != nil {
+		return nil, fmt.Errorf("control socket: private directory: %w", err)
 	}
-	ln, err := net.Listen("unix", path)
+	defer os.RemoveAll(priv)
+	tmp := filepath.Join(priv, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	ln.SetUnlinkOnClose(false) // the file moves: Close removes it by path
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control socket mode: %w", err)
 	}
-	return ln, nil
+	fi, err := os.Lstat(tmp)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: move into place: %w", err)
+	}
+	return &listener{UnixListener: ln, path: path, fi: fi}, nil
+}
+
+// checkStale returns nil when nothing is at path or a socket no process
+// answers on (which Listen then replaces).
+func checkStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("control socket %s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	switch {
+	case err == nil:
+		c.Close()
+		return fmt.Errorf("control socket %s is in use: is another daemon running?", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return nil // nobody listens: a daemon that died left it
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // gone meanwhile
+	}
+	return fmt.Errorf("control socket %s exists and it cannot be told whether a daemon answers on it (%w): remove it if none does", path, err)
+}
+
+// listener removes its socket file on Close while the file is still the
+// one it created.
+type listener struct {
+	*net.UnixListener
+	path string
+	fi   os.FileInfo
+	once sync.Once
+}
+
+func (l *listener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.fi) {
+			os.Remove(l.path)
+		}
+	})
+	return err
 }
 
 // Serve answers connections on ln with h until ln is closed. Commands

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,5 +117,93 @@ func TestCommandsWithArguments(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "drain 10.0.0.11:80 web" {
 		t.Fatalf("the handler saw %v", got)
+	}
+}
+
+// TestListenModeWithoutUmaskWindow: the socket is never reachable with a
+// mode other than 0600, whatever the umask: it is made in a private
+// directory and renamed into place.
+func TestListenModeWithoutUmaskWindow(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ctl.sock")
+	// Watch the path while sockets are made there again and again: no
+	// look may find it with another mode.
+	stop := make(chan struct{})
+	seen := make(chan os.FileMode, 1)
+	go func() {
+		defer close(seen)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if fi, err := os.Lstat(path); err == nil && fi.Mode().Perm() != 0o600 {
+				seen <- fi.Mode()
+				return
+			}
+		}
+	}()
+	for range 300 {
+		ln, err := Listen(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+	}
+	close(stop)
+	if m, ok := <-seen; ok {
+		t.Fatalf("the socket was reachable with mode %v", m)
+	}
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, %v", fi.Mode(), err)
+	}
+	// Where it was made: a private directory, gone now.
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("directory holds %v (%v), want the socket only", ents, err)
+	}
+	if c, err := net.Dial("unix", path); err != nil {
+		t.Fatalf("dial the renamed socket: %v", err)
+	} else {
+		c.Close()
+	}
+}
+
+// TestCloseRemovesOnlyItsOwnSocket: a socket file replaced after Listen
+// (another daemon's) is not removed by Close.
+func TestCloseRemovesOnlyItsOwnSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Close left the socket: %v", err)
+	}
+	ln, err = Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	other, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ln.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("Close removed a socket that is not its own: %v", err)
 	}
 }

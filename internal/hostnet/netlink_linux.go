@@ -1,22 +1,25 @@
 package hostnet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/lvs-node/lvs-node/internal/modprobe"
 )
 
 // NetlinkKernel reads and changes the links, addresses and routes of the
 // network namespace it was created in, over rtnetlink.
 type NetlinkKernel struct {
 	h *netlink.Handle
+	// ModprobeTimeout bounds LoadModule (modprobe.DefaultTimeout when 0).
+	ModprobeTimeout time.Duration
 }
 
 // NewNetlinkKernel opens netlink sockets in the calling thread's network
@@ -267,16 +270,8 @@ func (k *NetlinkKernel) Watch(done <-chan struct{}) (<-chan struct{}, error) {
 	return out, nil
 }
 
-// LoadModule loads a kernel module such as ipip with modprobe(8).
+// LoadModule loads a kernel module such as ipip with modprobe(8), giving
+// up after modprobe.DefaultTimeout.
 func (k *NetlinkKernel) LoadModule(name string) error {
-	out, err := exec.Command("modprobe", name).CombinedOutput()
-	if err != nil {
-		msg := strings.TrimSpace(string(out))
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && msg != "" {
-			return fmt.Errorf("modprobe %s: %s", name, msg)
-		}
-		return fmt.Errorf("modprobe %s: %w", name, err)
-	}
-	return nil
+	return modprobe.Load(context.Background(), name, k.ModprobeTimeout)
 }

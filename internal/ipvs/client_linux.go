@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/lvs-node/lvs-node/internal/modprobe"
 )
 
 // Tuning of the bulk paths.
@@ -81,7 +81,7 @@ func Open() (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get network namespace: %w", err)
 	}
-	c := &Client{ns: ns, modules: map[string]bool{}, ModprobeTimeout: 30 * time.Second}
+	c := &Client{ns: ns, modules: map[string]bool{}, ModprobeTimeout: modprobe.DefaultTimeout}
 	c.seq.Store(uint32(time.Now().UnixNano()))
 	first, err := openConn(netns.None())
 	if err != nil {
@@ -93,10 +93,10 @@ func Open() (*Client, error) {
 	defer cancel()
 	c.family, err = c.resolveFamily(ctx)
 	if errors.Is(err, unix.ENOENT) {
-		out, merr := exec.CommandContext(ctx, "modprobe", "ip_vs").CombinedOutput()
+		merr := modprobe.Load(ctx, "ip_vs", c.ModprobeTimeout)
 		c.family, err = c.resolveFamily(ctx)
 		if err != nil && merr != nil {
-			err = fmt.Errorf("%w (modprobe ip_vs: %v: %s)", err, merr, strings.TrimSpace(string(out)))
+			err = fmt.Errorf("%w (%w)", err, merr)
 		}
 	}
 	if err != nil {
@@ -508,16 +508,5 @@ func (c *Client) setLoaded(name string) {
 
 // modprobe loads a module, giving up after c.ModprobeTimeout.
 func (c *Client) modprobe(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, c.ModprobeTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "modprobe", name)
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return fmt.Errorf("modprobe %s did not finish: %w", name, ctx.Err())
-	}
-	if err != nil {
-		return fmt.Errorf("modprobe %s: %w: %s", name, err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return modprobe.Load(ctx, name, c.ModprobeTimeout)
 }

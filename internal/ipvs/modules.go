@@ -3,6 +3,8 @@ package ipvs
 import (
 	"errors"
 	"fmt"
+
+	"github.com/lvs-node/lvs-node/internal/modprobe"
 )
 
 // ErrModule means a scheduler or persistence engine an op names has no
@@ -25,6 +27,9 @@ type ModuleError struct {
 }
 
 func (e *ModuleError) Error() string {
+	if errors.Is(e.Cause, modprobe.ErrTimeout) {
+		return fmt.Sprintf("%s %q could not be loaded: %v", e.Module.What, e.Module.Arg, e.Cause)
+	}
 	return fmt.Sprintf("%s %q is not available in this kernel (%s: %v)", e.Module.What, e.Module.Arg, e.Module.Name, e.Cause)
 }
 

@@ -3,9 +3,13 @@ package nftmark
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // Chain names inside the owned table.
@@ -16,12 +20,22 @@ const (
 
 // Marker keeps the rules of one nftables table. Its methods are safe for
 // concurrent use. The netlink socket belongs to the network namespace of
-// the thread that called Open.
+// the thread that called Open. Every call is bounded (DefaultTimeout): a
+// kernel that does not answer gives an error wrapping
+// os.ErrDeadlineExceeded, and the socket, whose state is then unknown, is
+// replaced before the next call.
 type Marker struct {
-	mu    sync.Mutex
-	conn  *nftables.Conn
-	table string
+	mu      sync.Mutex
+	conn    *nftables.Conn
+	nl      *netlink.Conn // the socket under conn, for its deadline
+	ns      netns.NsHandle
+	table   string
+	timeout time.Duration
 }
+
+// DefaultTimeout bounds one call of a Marker (a read back and a
+// transaction).
+const DefaultTimeout = 10 * time.Second
 
 // Open prepares a Marker for the table of family inet named table. It
 // changes nothing in the kernel; Set creates the table.
@@ -29,11 +43,57 @@ func Open(table string) (*Marker, error) {
 	if err := checkTableName(table); err != nil {
 		return nil, err
 	}
-	c, err := nftables.New(nftables.AsLasting())
+	ns, err := netns.Get()
 	if err != nil {
-		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
+		return nil, fmt.Errorf("nftables: network namespace: %w", err)
 	}
-	return &Marker{conn: c, table: table}, nil
+	m := &Marker{ns: ns, table: table, timeout: DefaultTimeout}
+	if err := m.dial(); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// dial opens the lasting socket in the Marker's namespace; the caller
+// holds m.mu (or owns m).
+func (m *Marker) dial() error {
+	var nl *netlink.Conn
+	c, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(int(m.ns)),
+		nftables.WithSockOptions(func(c *netlink.Conn) error { nl = c; return nil }))
+	if err != nil {
+		return fmt.Errorf("open nftables netlink socket: %w", err)
+	}
+	m.conn, m.nl = c, nl
+	return nil
+}
+
+// begin bounds the exchanges of one call; the caller holds m.mu.
+func (m *Marker) begin() error {
+	if m.conn == nil {
+		return errors.New("nftables marker is closed")
+	}
+	if m.nl == nil {
+		if err := m.dial(); err != nil {
+			return err
+		}
+	}
+	if err := m.nl.SetDeadline(time.Now().Add(m.timeout)); err != nil {
+		return fmt.Errorf("nftables socket deadline: %w", err)
+	}
+	return nil
+}
+
+// done ends a call: after a timeout the socket may still receive the
+// late answers, so it is closed and the next call opens another. The
+// caller holds m.mu.
+func (m *Marker) done(err error) error {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = m.conn.CloseLasting()
+		m.nl = nil
+		return fmt.Errorf("nftables did not answer within %s: %w", m.timeout, err)
+	}
+	return err
 }
 
 // Close releases the netlink socket; the rules stay in the kernel.
@@ -43,8 +103,12 @@ func (m *Marker) Close() error {
 	if m.conn == nil {
 		return nil
 	}
-	err := m.conn.CloseLasting()
-	m.conn = nil
+	var err error
+	if m.nl != nil {
+		err = m.conn.CloseLasting()
+	}
+	m.conn, m.nl = nil, nil
+	m.ns.Close()
 	return err
 }
 
@@ -76,13 +140,22 @@ func (m *Marker) Set(rules []Rule) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.conn == nil {
-		return errors.New("nftables marker is closed")
+	if err := m.begin(); err != nil {
+		return err
 	}
+	return m.done(m.set(norm))
+}
+
+// set makes the table hold norm; the caller holds m.mu.
+func (m *Marker) set(norm []Rule) error {
 	// The table already holds exactly these rules: nothing to write. Any
 	// difference, or a table that cannot be read back as ours (a rule or
 	// chain changed by hand), is replaced.
-	if cur, found, err := m.rules(); err == nil && found && equalRules(cur, norm) {
+	cur, found, err := m.rules()
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return err
+	case err == nil && found && equalRules(cur, norm):
 		return nil
 	}
 	t := m.tableRef()
@@ -109,13 +182,13 @@ func (m *Marker) Set(rules []Rule) error {
 func (m *Marker) Delete() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.conn == nil {
-		return errors.New("nftables marker is closed")
+	if err := m.begin(); err != nil {
+		return err
 	}
 	m.conn.AddTable(m.tableRef())
 	m.conn.DelTable(m.tableRef())
 	if err := m.conn.Flush(); err != nil {
-		return fmt.Errorf("delete nftables table inet %s: %w", m.table, err)
+		return m.done(fmt.Errorf("delete nftables table inet %s: %w", m.table, err))
 	}
 	return nil
 }
@@ -127,11 +200,11 @@ func (m *Marker) Delete() error {
 func (m *Marker) Rules() ([]Rule, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.conn == nil {
-		return nil, errors.New("nftables marker is closed")
+	if err := m.begin(); err != nil {
+		return nil, err
 	}
 	rules, _, err := m.rules()
-	return rules, err
+	return rules, m.done(err)
 }
 
 // rules reads the rules of the table and whether the table exists; the

@@ -2,9 +2,12 @@ package nftmark
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,9 +66,9 @@ func TestMarkerLifecycle(t *testing.T) {
 		t.Fatalf("rules of a missing table: %v, %v", rs, err)
 	}
 	first := []Rule{
-		{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{443, 80}, Mark: 10},
-		{VIP: vip6, Protocol: ipvs.UDP, Mark: 11},
-		{VIP: vip4, Protocol: ipvs.SCTP, Ports: []uint16{0}, Mark: 12},
+		{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{443, 80}, Mark: 10, Mask: 0xff},
+		{VIP: vip6, Protocol: ipvs.UDP, Mark: 11, Mask: 0xff},
+		{VIP: vip4, Protocol: ipvs.SCTP, Ports: []uint16{0}, Mark: 12, Mask: 0xff},
 	}
 	want, err := Normalize(first)
 	if err != nil {
@@ -101,7 +104,7 @@ func TestMarkerLifecycle(t *testing.T) {
 		t.Fatalf("after repairing a deleted rule:\n%s%v", show(got), err)
 	}
 
-	second := []Rule{{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{8443}, Mark: 20}}
+	second := []Rule{{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{8443}, Mark: 20, Mask: 0xff}}
 	if err := m.Set(second); err != nil {
 		t.Fatal(err)
 	}
@@ -109,15 +112,15 @@ func TestMarkerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if show(got) != "tcp 10.0.0.100 ports 8443 mark 20\n" {
+	if show(got) != "tcp 10.0.0.100 ports 8443 mark 0x14/0xff\n" {
 		t.Fatalf("after replacement:\n%s", show(got))
 	}
 
 	// A bad rule set changes nothing.
-	if err := m.Set([]Rule{{VIP: vip4, Protocol: ipvs.TCP, Mark: 0}}); err == nil {
+	if err := m.Set([]Rule{{VIP: vip4, Protocol: ipvs.TCP, Mark: 0, Mask: 0xff}}); err == nil {
 		t.Fatal("mark 0 accepted")
 	}
-	if got, _ := m.Rules(); show(got) != "tcp 10.0.0.100 ports 8443 mark 20\n" {
+	if got, _ := m.Rules(); show(got) != "tcp 10.0.0.100 ports 8443 mark 0x14/0xff\n" {
 		t.Fatalf("after a rejected set:\n%s", show(got))
 	}
 
@@ -140,7 +143,9 @@ func TestMarkerLifecycle(t *testing.T) {
 
 // TestPacketGetsMark sends a datagram to the VIP from inside the namespace
 // and counts, in a chain that runs after ours, the packets that carry the
-// mark.
+// mark. Another table sets bits of the mark before ours runs, inside and
+// outside lvs-node's mask: those outside survive, those inside are
+// replaced by the service's mark.
 func TestPacketGetsMark(t *testing.T) {
 	kerneltest.FreshNetns(t)
 	lo, err := netlink.LinkByName("lo")
@@ -155,17 +160,29 @@ func TestPacketGetsMark(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const mark = 0x1234
+	const (
+		mask  = 0x30ff
+		mark  = 0x1034     // lvs-node's
+		other = 0x000100ff // set before ours: 0x10000 is someone else's bit, 0xff in our mask
+		want  = 0x00011034 // other's bit kept, ours replaced
+	)
 	c, err := nftables.New()
 	if err != nil {
 		t.Fatal(err)
 	}
+	pre := c.AddTable(&nftables.Table{Name: "someone-else", Family: nftables.TableFamilyINet})
+	prech := c.AddChain(&nftables.Chain{Name: "out", Table: pre, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityMangle - 10)})
+	c.AddRule(&nftables.Rule{Table: pre, Chain: prech, Exprs: []expr.Any{
+		&expr.Immediate{Register: 1, Data: binary.NativeEndian.AppendUint32(nil, other)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+	}})
 	tab := c.AddTable(&nftables.Table{Name: "observer", Family: nftables.TableFamilyINet})
 	ch := c.AddChain(&nftables.Chain{Name: "out", Table: tab, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
 	c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, mark)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, want)},
 		&expr.Counter{},
 	}})
 	if err := c.Flush(); err != nil {
@@ -203,8 +220,16 @@ func TestPacketGetsMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	if err := m.Set([]Rule{{VIP: vip4, Protocol: ipvs.UDP, Ports: []uint16{5353}, Mark: mark}}); err != nil {
+	if err := m.Set([]Rule{{VIP: vip4, Protocol: ipvs.UDP, Ports: []uint16{5353}, Mark: mark, Mask: mask}}); err != nil {
 		t.Fatal(err)
+	}
+	// nft(8) reads the rule as the masked set it is meant to be. (The
+	// kernel holds (mark & 0xffffcf00) ^ 0x1034, as nft itself writes
+	// "meta mark & 0xffffcf00 | 0x1034"; nft lists the same operation
+	// with the mark's bits in the and-mask as well.)
+	out, err := exec.Command("nft", "list", "chain", "inet", "lvs-node", "prerouting").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "udp dport 5353 meta mark set meta mark & 0xffffdf34 | 0x00001034 counter") {
+		t.Errorf("nft list chain (%v):\n%s", err, out)
 	}
 	send(5354) // another port: not marked
 	if n := marked(); n != 0 {
@@ -267,4 +292,35 @@ func deleteFirstRule(t *testing.T, table string) {
 		return
 	}
 	t.Fatalf("table %s has no chains", table)
+}
+
+// TestMarkerCallsAreBounded: a call that gets no answer in time fails
+// with a deadline error instead of waiting, and the next call works on a
+// fresh socket (the old one may still hold the late answer).
+func TestMarkerCallsAreBounded(t *testing.T) {
+	kerneltest.FreshNetns(t)
+	m, err := Open("lvs-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	rules := []Rule{{VIP: vip4, Protocol: ipvs.TCP, Ports: []uint16{80}, Mark: 10, Mask: 0xff}}
+	m.timeout = time.Nanosecond // the deadline passes before any answer
+	start := time.Now()
+	if err := m.Set(rules); !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "nftables did not answer within 1ns") {
+		t.Fatalf("Set with no time to answer: %v", err)
+	}
+	if _, err := m.Rules(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Rules with no time to answer: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("bounded calls took %v", d)
+	}
+	m.timeout = DefaultTimeout
+	if err := m.Set(rules); err != nil {
+		t.Fatalf("Set after a timeout: %v", err)
+	}
+	if got, err := m.Rules(); err != nil || len(got) != 1 || got[0].Mark != 10 {
+		t.Fatalf("rules after a timeout: %v, %v", got, err)
+	}
 }

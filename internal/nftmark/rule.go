@@ -16,12 +16,19 @@ import (
 )
 
 // Rule marks the packets for VIP with one of Ports (all ports when Ports
-// is empty or [0]) and Protocol with Mark.
+// is empty or [0]) and Protocol with Mark, setting only the bits of Mask:
+//
+//	meta mark set meta mark & ~Mask | Mark
+//
+// The other bits of the packet mark, which other software may use, are
+// kept. IPVS matches a firewall-mark service against the whole mark, so
+// a packet whose other bits are set does not match the service of Mark.
 type Rule struct {
 	VIP      netip.Addr
 	Protocol ipvs.Protocol
 	Ports    []uint16 // empty or [0]: every port
 	Mark     uint32
+	Mask     uint32 // the bits the rule sets; Mark has no bit outside it
 }
 
 func (r Rule) String() string {
@@ -33,12 +40,12 @@ func (r Rule) String() string {
 		}
 		ports = "ports " + strings.Join(s, ",")
 	}
-	return fmt.Sprintf("%s %s %s mark %d", r.Protocol, r.VIP, ports, r.Mark)
+	return fmt.Sprintf("%s %s %s mark %#x/%#x", r.Protocol, r.VIP, ports, r.Mark, r.Mask)
 }
 
 // Equal reports whether two normalised rules are the same.
 func (r Rule) Equal(o Rule) bool {
-	return r.VIP == o.VIP && r.Protocol == o.Protocol && r.Mark == o.Mark && slices.Equal(r.Ports, o.Ports)
+	return r.VIP == o.VIP && r.Protocol == o.Protocol && r.Mark == o.Mark && r.Mask == o.Mask && slices.Equal(r.Ports, o.Ports)
 }
 
 func (r Rule) allPorts() bool {
@@ -55,6 +62,7 @@ func Normalize(rules []Rule) ([]Rule, error) {
 		vip   netip.Addr
 		proto ipvs.Protocol
 		mark  uint32
+		mask  uint32
 	}
 	merged := map[key]*Rule{}
 	var errs []error
@@ -73,14 +81,18 @@ func Normalize(rules []Rule) ([]Rule, error) {
 			errs = append(errs, fmt.Errorf("rule %d (%s): mark 0 marks nothing", i, r.VIP))
 			continue
 		}
+		if r.Mark&^r.Mask != 0 {
+			errs = append(errs, fmt.Errorf("rule %d (%s): mark %#x has bits outside mask %#x", i, r.VIP, r.Mark, r.Mask))
+			continue
+		}
 		if !r.allPorts() && slices.Contains(r.Ports, 0) {
 			errs = append(errs, fmt.Errorf("rule %d (%s): port 0 (every port) together with other ports", i, r.VIP))
 			continue
 		}
-		k := key{r.VIP, r.Protocol, r.Mark}
+		k := key{r.VIP, r.Protocol, r.Mark, r.Mask}
 		m, ok := merged[k]
 		if !ok {
-			m = &Rule{VIP: r.VIP, Protocol: r.Protocol, Mark: r.Mark, Ports: []uint16{}}
+			m = &Rule{VIP: r.VIP, Protocol: r.Protocol, Mark: r.Mark, Mask: r.Mask, Ports: []uint16{}}
 			merged[k] = m
 		}
 		switch {
@@ -99,7 +111,7 @@ func Normalize(rules []Rule) ([]Rule, error) {
 		out = append(out, *m)
 	}
 	slices.SortFunc(out, func(a, b Rule) int {
-		return cmp.Or(a.VIP.Compare(b.VIP), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Mark, b.Mark))
+		return cmp.Or(a.VIP.Compare(b.VIP), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Mark, b.Mark), cmp.Compare(a.Mask, b.Mask))
 	})
 	// A port of a VIP and protocol may carry one mark only.
 	for i := range out {
@@ -133,7 +145,7 @@ const (
 // ruleExprs renders r as nftables rules, one per port (or one for every
 // port):
 //
-//	meta nfproto ipv4 ip daddr VIP meta l4proto tcp th dport 80 meta mark set 10 counter
+//	meta nfproto ipv4 ip daddr VIP meta l4proto tcp th dport 80 meta mark set meta mark & ~MASK | MARK counter
 func ruleExprs(r Rule) [][]expr.Any {
 	proto, off, addr := byte(unix.NFPROTO_IPV4), uint32(ip4DaddrOffset), r.VIP.AsSlice()
 	if r.VIP.Is6() {
@@ -148,7 +160,9 @@ func ruleExprs(r Rule) [][]expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(r.Protocol)}},
 	}
 	tail := []expr.Any{
-		&expr.Immediate{Register: 1, Data: binary.NativeEndian.AppendUint32(nil, r.Mark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, ^r.Mask), Xor: binary.NativeEndian.AppendUint32(nil, r.Mark)},
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
 		&expr.Counter{},
 	}
@@ -175,12 +189,18 @@ func parseExprs(exprs []expr.Any) (Rule, error) {
 		family  byte
 		hasMark bool
 	)
+	// Earlier versions set the whole mark (an immediate): read as a mask
+	// of every bit, which no rule of today has, so Set replaces them.
 	for _, e := range exprs {
 		switch e := e.(type) {
 		case *expr.Meta:
 			switch {
+			case e.SourceRegister && e.Key == expr.MetaKeyMARK && loaded == "masked":
+				hasMark = true
 			case e.SourceRegister && e.Key == expr.MetaKeyMARK && imm != nil && len(imm) == 4:
-				r.Mark, hasMark = binary.NativeEndian.Uint32(imm), true
+				r.Mark, r.Mask, hasMark = binary.NativeEndian.Uint32(imm), ^uint32(0), true
+			case !e.SourceRegister && e.Key == expr.MetaKeyMARK:
+				loaded = "mark"
 			case !e.SourceRegister && e.Key == expr.MetaKeyNFPROTO:
 				loaded = "nfproto"
 			case !e.SourceRegister && e.Key == expr.MetaKeyL4PROTO:
@@ -220,6 +240,12 @@ func parseExprs(exprs []expr.Any) (Rule, error) {
 				return Rule{}, fmt.Errorf("unexpected comparison of %s", loaded)
 			}
 			loaded = ""
+		case *expr.Bitwise:
+			if loaded != "mark" || e.SourceRegister != 1 || e.DestRegister != 1 || e.Len != 4 || len(e.Mask) != 4 || len(e.Xor) != 4 {
+				return Rule{}, errors.New("unexpected bitwise expression")
+			}
+			r.Mask, r.Mark = ^binary.NativeEndian.Uint32(e.Mask), binary.NativeEndian.Uint32(e.Xor)
+			loaded = "masked"
 		case *expr.Immediate:
 			imm = e.Data
 		case *expr.Counter:

@@ -128,6 +128,23 @@ func (r *Recorder) Get(key string) (string, error) {
 	return v, nil
 }
 
+// List returns the names in the sysctl directory dir (for example
+// net/ipv6/conf: all, default and one per interface), sorted.
+func (r *Recorder) List(dir string) ([]string, error) {
+	if err := checkKey(dir); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(r.root, filepath.FromSlash(dir)))
+	if err != nil {
+		return nil, fmt.Errorf("list sysctls %s: %w", dir, err)
+	}
+	out := make([]string, len(ents))
+	for i, e := range ents {
+		out[i] = e.Name()
+	}
+	return out, nil
+}
+
 // Equal reports whether two sysctl values are the same once runs of white
 // space are ignored ("32768\t60999" equals "32768 60999").
 func Equal(a, b string) bool {

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/lvs-node/lvs-node/director"
 	"github.com/lvs-node/lvs-node/rsagent"
 )
 
@@ -56,7 +55,7 @@ func detectRole(path string, data []byte) (string, error) {
 }
 
 func newCheckCmd() *cobra.Command {
-	var path string
+	var path, root string
 	cmd := &cobra.Command{
 		Use:   "check --config FILE",
 		Short: "Validate a configuration file and report every error with file:line:column",
@@ -64,7 +63,15 @@ func newCheckCmd() *cobra.Command {
 top-level keys, and reports every problem at once, each with file:line:column
 and the key path. It changes nothing on the system. The exit status is 0 only
 for a valid file, 2 for an invalid one (as for lvs-node director and
-realserver given a bad file).`,
+realserver given a bad file).
+
+A director file is also checked against the kernel of the host it runs on:
+every scheduler must be one this kernel can load (loaded, built in, or in
+/lib/modules/$(uname -r)/modules.dep), and tunnel types other than ipip need
+Linux 5.3. Run it on the director itself; a host without /lib/modules for its
+kernel is not checked, and the summary line says so. Remarks that are not
+errors (an IPv6 VIP bound on lo, which neighbour discovery does not answer)
+are printed as notes.`,
 		Example: `  lvs-node check --config /etc/lvs-node/director.yaml
   lvs-node check --config /etc/lvs-node/realserver.yaml`,
 		Args: cobra.NoArgs,
@@ -83,11 +90,11 @@ realserver given a bad file).`,
 			var summary string
 			switch role {
 			case roleDirector:
-				c, _, lerr := director.LoadConfig(path)
-				err = lerr
-				if err == nil {
-					summary = fmt.Sprintf("%d virtual services", len(c.VirtualServices))
+				c, lerr := loadDirectorForHost(path, root, cmd.ErrOrStderr(), func(n string) { fmt.Fprintln(cmd.OutOrStdout(), "note: "+n) })
+				if lerr != nil {
+					return lerr
 				}
+				summary = fmt.Sprintf("%d virtual services; %s", len(c.VirtualServices), kernelSummary(root))
 			case roleRealserver:
 				c, _, lerr := rsagent.LoadConfig(path)
 				err = lerr
@@ -103,6 +110,8 @@ realserver given a bad file).`,
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file to check")
+	cmd.Flags().StringVar(&root, "kernel-root", kernelRoot, "root of the /proc, /sys and /lib/modules trees the director file is checked against (for checking against a copy)")
+	_ = cmd.Flags().MarkHidden("kernel-root")
 	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
 	return cmd
 }

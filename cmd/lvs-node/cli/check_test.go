@@ -169,3 +169,54 @@ func TestBadConfigSameExitEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckAgainstTheKernel: on the target host (its files under
+// --kernel-root) check refuses a scheduler the kernel cannot load and a
+// tunnel type it would ignore; where the module index is missing it says
+// it did not check instead of guessing.
+func TestCheckAgainstTheKernel(t *testing.T) {
+	root := t.TempDir()
+	for p, body := range map[string]string{
+		"proc/sys/kernel/osrelease":                    "5.2.0-test\n",
+		"lib/modules/5.2.0-test/modules.dep":           "kernel/net/netfilter/ipvs/ip_vs_wlc.ko:\nkernel/net/netfilter/ipvs/ip_vs_rr.ko.xz:\n",
+		"lib/modules/5.2.0-test/modules.builtin":       "",
+		"other/proc/sys/kernel/osrelease":              "6.12.0-container\n",
+		"other/lib/modules/6.1.0-18-amd64/modules.dep": "kernel/net/netfilter/ipvs/ip_vs_twos.ko:\n",
+	} {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := writeFile(t, "director.yaml", `virtual_services:
+  - {name: a, vip: 10.0.0.1, port: 80, scheduler: twos}
+  - name: b
+    vip: 10.0.0.2
+    port: 80
+    forwarding: tun
+    real_servers: [{address: 10.0.0.11, tunnel_type: gre}]
+  - {name: c, vip: "2001:db8::1", port: 80, scheduler: rr, bind_vip: true}
+`)
+	code, out, errOut := runCLI(t, "check", "--config", p, "--kernel-root", root)
+	if code != exitBadConfig {
+		t.Fatalf("code %d, stdout %q", code, out)
+	}
+	for _, want := range []string{
+		p + ":2:40: virtual_services[0].scheduler: scheduler twos cannot be used on this host: kernel 5.2.0-test has no module ip_vs_twos",
+		p + ":7:41: virtual_services[1].real_servers[0].tunnel_type: this host runs Linux 5.2.0-test, which ignores tunnel_type gre",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	// A host that cannot tell: valid, with a summary that says so and the
+	// note about the IPv6 VIP on lo.
+	code, out, errOut = runCLI(t, "check", "--config", p, "--kernel-root", filepath.Join(root, "other"))
+	if code != 0 || !strings.Contains(out, "schedulers not checked: kernel 6.12.0-container has no readable module index") ||
+		!strings.Contains(out, "note: "+p+":8:60: virtual_services[2].bind_vip: IPv6 VIP 2001:db8::1 is bound on lo") {
+		t.Errorf("check on a host without a module index: code %d\n%s%s", code, out, errOut)
+	}
+}

@@ -19,6 +19,11 @@ import (
 
 const defaultDirectorConfig = "/etc/lvs-node/director.yaml"
 
+// onceTimeout bounds the one reconciliation of --once, --dry-run and
+// down (a table dump and a batch), as the daemon bounds each of its own:
+// a kernel that stops answering ends the command with an error.
+const onceTimeout = 5 * time.Minute
+
 func newDirectorCmd() *cobra.Command {
 	var (
 		path   string
@@ -34,20 +39,35 @@ then repairs drift every resync_interval. SIGHUP or "lvs-node director reload"
 re-reads the file; a file that does not validate changes nothing.
 
 Services lvs-node did not create and that the file does not name are never
-touched. Stopping the daemon leaves the IPVS table in place, so a restart
-drops no connection; "lvs-node director down" removes what lvs-node owns.`,
+touched; a service of the same key as one the file names is taken over (edited
+in place, never re-created) once a reconciliation succeeds. Stopping the daemon
+leaves the IPVS table in place, so a restart drops no connection; "lvs-node
+director down" removes what lvs-node owns.
+
+The file is checked against this host's kernel first (see lvs-node check): a
+scheduler it cannot load refuses the start, --once and any later reload. One
+process at a time works on a state directory: a second daemon, --once or down
+on the same one is refused with the holder's pid and command.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logs.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			cfg, err := loadDirectorConfig(path, cmd.ErrOrStderr())
+			// A file this kernel cannot carry out is refused before
+			// anything changes, as at reload.
+			cfg, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { log.Warn("note", "note", n) })
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if dryRun || once {
+				// One reconciliation, bounded like the daemon's.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, onceTimeout)
+				defer cancel()
+			}
 			if dryRun {
 				return directorDryRun(ctx, cfg, cmd.OutOrStdout())
 			}
@@ -96,7 +116,7 @@ triggers the reload: the daemon reads the file itself.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if socket == "" {
-				cfg, err := loadDirectorConfig(path, cmd.ErrOrStderr())
+				cfg, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "note: "+n) })
 				if err != nil {
 					return err
 				}
@@ -139,7 +159,9 @@ first, or it will put everything back at the next resync.`,
 				return err
 			}
 			defer closeFn()
-			ops, err := e.Down(cmd.Context())
+			ctx, cancel := context.WithTimeout(cmd.Context(), onceTimeout)
+			defer cancel()
+			ops, err := e.Down(ctx)
 			for _, op := range ops {
 				fmt.Fprintln(cmd.OutOrStdout(), director.FormatOp(op))
 			}
@@ -180,7 +202,7 @@ func directorDryRun(ctx context.Context, cfg *director.Config, out io.Writer) er
 		for i, p := range m.Ports {
 			ports[i] = fmt.Sprint(p)
 		}
-		fmt.Fprintf(out, "# nftables %s: mark %s to %s port %s with %d (service %s)\n", cfg.Director.NFTable, m.Protocol, m.VIP, strings.Join(ports, ","), m.Mark, m.Name)
+		fmt.Fprintf(out, "# nftables %s: mark %s to %s port %s with %#x, mask %#x (service %s)\n", cfg.Director.NFTable, m.Protocol, m.VIP, strings.Join(ports, ","), m.Mark, m.Mask, m.Name)
 	}
 	if len(ops) == 0 {
 		fmt.Fprintln(out, "# the IPVS table already matches the configuration")

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvs-node/lvs-node/internal/hostnet"
+	"github.com/lvs-node/lvs-node/internal/state"
 	"github.com/lvs-node/lvs-node/rsagent"
 )
 
@@ -29,8 +30,10 @@ func newRealserverCmd() *cobra.Command {
 		Short: "Bind VIPs, suppress ARP and set up tunnels and NAT routes on a real server",
 		Long: `lvs-node realserver applies the real-server configuration and keeps it applied:
 a VIP removed by hand, a sysctl changed or tunl0 set down is repaired and
-logged. On SIGTERM or SIGINT it restores the host when restore_on_exit is
-true (the default).
+logged. SIGTERM or SIGINT stops it and leaves the host serving, so a
+restart or an upgrade drops no traffic: the restarted daemon adopts what it
+finds. "lvs-node realserver down" (and package removal) restores the host;
+restore_on_exit: true makes stopping restore it too.
 
 "lvs-node realserver up" and "down" do the same once, for hosts that want no
 daemon. "status" and "reload" talk to the running daemon over its control
@@ -72,21 +75,28 @@ func openRealserver(cfgPath string, log *slog.Logger, stderr io.Writer) (*rsagen
 	if err != nil {
 		return nil, nil, nil, badConfig(cfgPath, err, stderr)
 	}
-	k, err := hostnet.NewNetlinkKernel()
+	// One process at a time changes the real server's records.
+	lock, err := state.TryLock(cfg.Realserver.StateDir, "realserver")
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	k, err := hostnet.NewNetlinkKernel()
+	if err != nil {
+		lock.Release()
+		return nil, nil, nil, err
+	}
+	closeAll := func() { k.Close(); lock.Release() }
 	rec, err := rsagent.OpenSysctls(cfg)
 	if err != nil {
-		k.Close()
+		closeAll()
 		return nil, nil, nil, err
 	}
 	a, err := rsagent.New(cfg, doc, rsagent.Deps{Kernel: k, Sysctls: rec, Log: log})
 	if err != nil {
-		k.Close()
+		closeAll()
 		return nil, nil, nil, err
 	}
-	return a, cfg, k.Close, nil
+	return a, cfg, closeAll, nil
 }
 
 func runRealserverOnce(cmd *cobra.Command, cfgPath string, up bool) error {

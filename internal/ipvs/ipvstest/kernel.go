@@ -28,7 +28,9 @@ const Batch = 4096
 //     that datagram take effect; the batch stops after the datagram with
 //     an *ipvs.OpError for the first failure and Sent at its end;
 //   - a context that ends while a call is held (Hold) gives the
-//     context's error, wrapped like the client's.
+//     context's error, wrapped like the client's;
+//   - a kernel older than 5.3 (SetRelease) ignores the tunnel type,
+//     port and flags of real servers.
 //
 // Its zero value is not usable: call New. It is safe for concurrent use.
 type Kernel struct {
@@ -40,6 +42,7 @@ type Kernel struct {
 	failAt  map[int]error // op index (counted over all Apply calls) -> error
 	hold    chan struct{} // when non-nil, Apply and Table wait for it to close
 	tblErr  error
+	release string // uname -r
 
 	applied int // operations that took effect, in total
 	ops     int // operations handed over, in total
@@ -50,7 +53,35 @@ type Kernel struct {
 // New returns an empty kernel in which every module but ip_vs_twos is
 // available (as in Debian's 6.1 kernel).
 func New() *Kernel {
-	return &Kernel{table: &ipvs.Table{}, missing: map[string]bool{ipvs.SchedulerModule("twos"): true}, failAt: map[int]error{}}
+	return &Kernel{table: &ipvs.Table{}, missing: map[string]bool{ipvs.SchedulerModule("twos"): true}, failAt: map[int]error{},
+		release: "6.1.0-test"}
+}
+
+// Module says whether the kernel can load module name, as
+// ipvs.KernelFiles does for a real one (see SetModule).
+func (k *Kernel) Module(name string) (ipvs.Availability, string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.missing[name] {
+		return ipvs.Unavailable, "kernel " + k.release + " has no module " + name
+	}
+	return ipvs.Available, "in the test kernel"
+}
+
+// Release returns the kernel's release (uname -r): 6.1.0-test unless
+// SetRelease changed it.
+func (k *Kernel) Release() (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.release, nil
+}
+
+// SetRelease makes the kernel report release, as an older or newer
+// kernel would.
+func (k *Kernel) SetRelease(release string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.release = release
 }
 
 // SetModule makes a module available or missing.
@@ -165,6 +196,9 @@ func (k *Kernel) Apply(ctx context.Context, ops []ipvs.Op) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if ok, known := ipvs.TunnelTypesSupported(k.release); known && !ok {
+		ops = withoutTunnelTypes(ops)
+	}
 	for first := 0; first < len(ops); first += Batch {
 		end := min(first+Batch, len(ops))
 		failed, failErr := -1, error(nil)
@@ -197,6 +231,17 @@ func (k *Kernel) Apply(ctx context.Context, ops []ipvs.Op) error {
 	}
 	k.ops += len(ops)
 	return nil
+}
+
+// withoutTunnelTypes drops the tunnel type, port and flags of real
+// servers, as kernels before 5.3 do (they do not know the attributes).
+func withoutTunnelTypes(ops []ipvs.Op) []ipvs.Op {
+	out := slices.Clone(ops)
+	for i := range out {
+		d := &out[i].Dest
+		d.TunType, d.TunPort, d.TunFlags = ipvs.TunIPIP, 0, 0
+	}
+	return out
 }
 
 // Run applies changes by hand, the way an operator with ipvsadm would; it

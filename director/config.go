@@ -42,6 +42,7 @@ type Config struct {
 	Director        Settings         `yaml:"director"`
 	Listen          Listen           `yaml:"listen"`
 	VirtualServices []VirtualService `yaml:"virtual_services"`
+	HA              HA               `yaml:",inline"` // sync_daemon, announce (config_ha.go)
 }
 
 // Settings are the director-wide settings.
@@ -306,6 +307,7 @@ func (c *Config) validate(doc *config.Doc) error {
 	if size := uint64(d.AutoFWMark.Last) - uint64(d.AutoFWMark.First) + 1; d.AutoFWMark.First != 0 && d.AutoFWMark.Last >= d.AutoFWMark.First && uint64(nPorts) > size {
 		v.errorf("director.auto_fwmark", "range holds %d marks but %d services use ports:", size, nPorts)
 	}
+	v.ha(&c.HA)
 	return v.errs.Err()
 }
 

@@ -42,7 +42,7 @@ type Config struct {
 	Director        Settings         `yaml:"director"`
 	Listen          Listen           `yaml:"listen"`
 	VirtualServices []VirtualService `yaml:"virtual_services"`
-	HA              HA               `yaml:",inline"` // sync_daemon, announce (config_ha.go)
+	HA              HAConfig         `yaml:",inline"` // sync_daemon, announce (config_ha.go)
 }
 
 // Settings are the director-wide settings.

@@ -19,11 +19,11 @@ const (
 	DefaultMinUp       = 1
 )
 
-// HA is the high-availability part of director.yaml: the kernel's
+// HAConfig is the high-availability part of director.yaml: the kernel's
 // connection-sync daemon (active-backup behind keepalived's VRRP, and
 // active-active) and the announcement of VIPs to routers through BIRD
 // (active-active behind ECMP). Both are off when absent.
-type HA struct {
+type HAConfig struct {
 	SyncDaemon *SyncDaemonConfig `yaml:"sync_daemon"`
 	Announce   *AnnounceConfig   `yaml:"announce"`
 }
@@ -79,7 +79,7 @@ func (a *AnnounceConfig) MinUpOrDefault() int {
 }
 
 // ha validates the HA settings and fills their defaults.
-func (v *validator) ha(h *HA) {
+func (v *validator) ha(h *HAConfig) {
 	if s := h.SyncDaemon; s != nil {
 		const p = "sync_daemon"
 		switch {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/lvs-node/lvs-node/internal/control"
@@ -27,6 +28,9 @@ type Daemon struct {
 	Log    *slog.Logger
 	// Hup delivers reload requests (SIGHUP); nil when unused.
 	Hup <-chan os.Signal
+	// HA follows keepalived's role and announces VIPs (ha.go); Run makes
+	// one when nil.
+	HA *HA
 
 	reloads chan chan error
 }
@@ -43,6 +47,9 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 	d.Log = log
 	d.reloads = make(chan chan error)
 
+	if d.HA == nil {
+		d.HA = NewHA(d.Engine, cfg.Director.StateDir, log.With("part", "ha"))
+	}
 	var closers []func()
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -55,7 +62,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 			return err
 		}
 		closers = append(closers, func() { ln.Close(); os.Remove(p) })
-		go control.Serve(ctx, ln, log, d.handleControl, "reload")
+		go control.Serve(ctx, ln, log, d.handleControl, append([]string{"reload"}, ControlCommands()...)...)
 		log.Info("control socket ready", "path", p)
 	}
 	if a := cfg.Listen.MetricsAddr(); a != "" {
@@ -67,6 +74,11 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 		closers = append(closers, srv.Close)
 		log.Info("metrics ready", "address", srv.Addr())
 	}
+
+	haCtx, haStop := context.WithCancel(ctx)
+	haDone := make(chan struct{})
+	go func() { defer close(haDone); d.HA.Run(haCtx, cfg) }()
+	closers = append(closers, func() { haStop(); <-haDone }) // withdraws the VIPs
 
 	want := cfg
 	// ready: the service manager was told (sd_notify READY=1) that the
@@ -205,7 +217,10 @@ func (d *Daemon) reload(ctx context.Context) (*Config, error) {
 // handleControl answers the control socket: "reload" makes the daemon
 // re-read its own file and returns nil or the problems that kept the old
 // configuration in effect. The socket accepts no configuration.
-func (d *Daemon) handleControl(ctx context.Context, _ string) (string, error) {
+func (d *Daemon) handleControl(ctx context.Context, cmd string) (string, error) {
+	if strings.HasPrefix(cmd, "ha ") {
+		return d.HA.Control(ctx, cmd)
+	}
 	reply := make(chan error, 1)
 	select {
 	case d.reloads <- reply:

@@ -96,8 +96,6 @@ type HA struct {
 	annErr   error
 	annAt    time.Time // last attempt
 	stopping bool
-
-	kick chan struct{}
 }
 
 // annKey is what an announcement decision depends on; the same key gives
@@ -117,10 +115,7 @@ func NewHA(e *Engine, stateDir string, log *slog.Logger) *HA {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &HA{engine: e, log: log, stateDir: stateDir, kick: make(chan struct{}, 1),
-		NewAnnouncer: func(a *AnnounceConfig) Announcer {
-			return &announce.BIRD{IncludeFile: a.BIRD.IncludeFile, Birdc: a.BIRD.Birdc, Socket: a.BIRD.Socket, Timeout: a.BIRD.Timeout.D()}
-		}}
+	h := &HA{engine: e, log: log, stateDir: stateDir, NewAnnouncer: birdAnnouncer}
 	if sk, ok := e.deps.Kernel.(SyncKernel); ok {
 		h.sync = sk
 	}
@@ -129,6 +124,11 @@ func NewHA(e *Engine, stateDir string, log *slog.Logger) *HA {
 
 // SetSyncKernel replaces the sync-daemon seam (tests).
 func (h *HA) SetSyncKernel(k SyncKernel) { h.sync = k }
+
+// birdAnnouncer announces through the BIRD of the announce settings.
+func birdAnnouncer(a *AnnounceConfig) Announcer {
+	return &announce.BIRD{IncludeFile: a.BIRD.IncludeFile, Birdc: a.BIRD.Birdc, Socket: a.BIRD.Socket, Timeout: a.BIRD.Timeout.D()}
+}
 
 func (h *HA) statePath() string { return filepath.Join(h.stateDir, haStateFile) }
 
@@ -174,7 +174,6 @@ func (h *HA) Run(ctx context.Context, cfg *Config) {
 			h.stop()
 			return
 		case <-t.C:
-		case <-h.kick:
 		}
 	}
 }

@@ -87,6 +87,7 @@ realserver given a bad file).`,
 				err = lerr
 				if err == nil {
 					summary = fmt.Sprintf("%d virtual services", len(c.VirtualServices))
+					haCheckProblems(cmd.Context(), c, cmd.ErrOrStderr())
 				}
 			case roleRealserver:
 				c, _, lerr := rsagent.LoadConfig(path)

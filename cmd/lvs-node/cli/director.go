@@ -77,7 +77,7 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the planned changes as ipvsadm arguments and change nothing")
 	logs.add(cmd.Flags())
 	cmd.MarkFlagsMutuallyExclusive("once", "dry-run")
-	cmd.AddCommand(newDirectorReloadCmd(), newDirectorDownCmd())
+	cmd.AddCommand(newDirectorReloadCmd(), newDirectorDownCmd(), newDirectorHACmd())
 	return cmd
 }
 

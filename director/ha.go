@@ -328,10 +328,13 @@ func (h *HA) announceRound(ctx context.Context) {
 	}
 	h.annAt = time.Now()
 	err := h.ann.Announce(ctx, want)
+	prev := h.annErr
 	h.annErr = err
 	if err != nil {
 		h.annOK = false
-		h.log.Error("announce VIPs", "error", err)
+		if prev == nil || prev.Error() != err.Error() {
+			h.log.Error("announce VIPs (retried every second; logged again when the error changes)", "error", err)
+		}
 		return
 	}
 	if !h.annOK || !slices.Equal(want, h.annDone) {

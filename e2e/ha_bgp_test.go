@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -47,7 +49,7 @@ func newBGPDirector(t *testing.T, l *topo.Lab, back *topo.Net, name, addr string
 protocol device { scan time 1; }
 protocol bfd { interface "eth0" { interval 100 ms; multiplier 3; }; }
 include "%[2]s";
-protocol bgp router {
+protocol bgp upstream {
   local %[1]s as 65001;
   neighbor 10.2.0.1 as 65000;
   hold time 3; keepalive time 1; connect retry time 1;
@@ -206,7 +208,16 @@ func oneFlow(client *topo.Host, port int) (string, error) {
 		_, err = fmt.Fprintf(c, "flow %d\n", port)
 		var line string
 		if err == nil {
-			line, err = bufio.NewReader(c).ReadString('\n')
+			r := bufio.NewReader(c)
+			line, err = r.ReadString('\n')
+			// The server closes first, so the client's port has no
+			// TIME_WAIT and the next phase can use it again.
+			if err == nil {
+				err = c.(*net.TCPConn).CloseWrite()
+			}
+			if err == nil {
+				_, err = io.Copy(io.Discard, r)
+			}
 		}
 		c.Close()
 		if err != nil {
@@ -334,7 +345,6 @@ protocol bgp dir2 from director { neighbor 10.2.0.12 as 65001; }
 			snap[lc] = k
 		}
 	}
-	start = time.Now()
 	if err := d1.bird.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}

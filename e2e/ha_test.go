@@ -109,7 +109,6 @@ type longConn struct {
 	lastOK   time.Time
 	maxGap   time.Duration
 	err      error
-	sent     int
 	received int
 	done     chan struct{}
 }

@@ -47,7 +47,7 @@ func newBGPDirector(t *testing.T, l *topo.Lab, back *topo.Net, name, addr string
 	include := haWrite(t, d.dir, "vips.conf", string(announce.Render(nil)))
 	conf := haWrite(t, d.dir, "bird.conf", fmt.Sprintf(`router id %[1]s;
 protocol device { scan time 1; }
-protocol bfd { interface "eth0" { interval 100 ms; multiplier 3; }; }
+protocol bfd { interface "eth0" { interval 200 ms; multiplier 5; }; }
 include "%[2]s";
 protocol bgp upstream {
   local %[1]s as 65001;
@@ -143,7 +143,7 @@ func (d *bgpDirector) conns(t *testing.T) int {
 // nexthops returns the router's next hops towards the VIP, as the kernel
 // forwards.
 func nexthops(t *testing.T, router *topo.Host) []string {
-	out, _ := router.Run(t, "ip", "-4", "route", "show", bgpVIP)
+	out, _ := router.Run(t, "/sbin/ip", "-4", "route", "show", bgpVIP) // iproute2: busybox's ip hides next hops
 	var hops []string
 	for _, f := range strings.Fields(out) {
 		if strings.HasPrefix(f, "10.2.0.1") && f != "10.2.0.1" {
@@ -267,7 +267,7 @@ func TestHABGPActiveActive(t *testing.T) {
 	rconf := haWrite(t, rdir, "bird.conf", `router id 10.2.0.1;
 protocol device { scan time 1; }
 protocol kernel { ipv4 { import none; export all; }; merge paths on; }
-protocol bfd { interface "eth1" { interval 100 ms; multiplier 3; }; }
+protocol bfd { interface "eth1" { interval 200 ms; multiplier 5; }; }
 template bgp director {
   local 10.2.0.1 as 65000;
   hold time 3; keepalive time 1; connect retry time 1;
@@ -278,12 +278,24 @@ protocol bgp dir1 from director { neighbor 10.2.0.11 as 65001; }
 protocol bgp dir2 from director { neighbor 10.2.0.12 as 65001; }
 `)
 	router.Start(t, "bird", "-f", "-c", rconf, "-s", filepath.Join(rdir, "bird.ctl"), "-P", filepath.Join(rdir, "bird.pid"))
+	// BFD at 200 ms x 5: the emulated VM shares two cores with other
+	// work, and a detection time below a second flaps there.
 	d1 := newBGPDirector(t, l, back, "dir1", "10.2.0.11")
 	d2 := newBGPDirector(t, l, back, "dir2", "10.2.0.12")
 	d1.startLVS(t)
 	d2.startLVS(t)
+	rsock := filepath.Join(rdir, "bird.ctl")
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := router.Run(t, "birdc", "-s", rsock, "show", "protocols", "all")
+			rt, _ := router.Run(t, "birdc", "-s", rsock, "show", "route", "all")
+			bfd, _ := router.Run(t, "birdc", "-s", rsock, "show", "bfd", "sessions")
+			kr, err := router.Run(t, "/sbin/ip", "-4", "route", "show", "table", "all")
+			t.Logf("router's BIRD:\n%s\n%s\n%s\nkernel routes (%v):\n%s\nnext hops %v", out, rt, bfd, err, kr, nexthops(t, router))
+		}
+	})
 	took := haWait(t, "two next hops on the router", 60*time.Second, func() bool { return len(nexthops(t, router)) == 2 })
-	t.Logf("router has both routes %v after the directors were in sync: %s", took, router.MustRun(t, "ip", "route", "show", bgpVIP))
+	t.Logf("router has both routes %v after the directors were in sync: %s", took, router.MustRun(t, "/sbin/ip", "route", "show", bgpVIP))
 
 	ports := make([]int, 1000)
 	for i := range ports {
@@ -292,7 +304,13 @@ protocol bgp dir2 from director { neighbor 10.2.0.12 as 65001; }
 	// A: both directors carry flows.
 	c1, c2 := d1.conns(t), d2.conns(t)
 	a := flows(t, client, ports)
-	n1, n2 := d1.conns(t)-c1, d2.conns(t)-c2
+	// The kernel folds its per-CPU counters into the totals every 2 s.
+	var n1, n2 int
+	countedBoth := func() bool {
+		n1, n2 = d1.conns(t)-c1, d2.conns(t)-c2
+		return n1+n2 >= len(ports)
+	}
+	haWait(t, "the directors' counters", 10*time.Second, countedBoth)
 	t.Logf("MEASURED both directors: dir1 carried %d flows, dir2 %d", n1, n2)
 	if n1+n2 != len(ports) || n1 == 0 || n2 == 0 {
 		t.Fatalf("ECMP: dir1 %d + dir2 %d flows, want both above 0 and %d in all", n1, n2, len(ports))
@@ -321,8 +339,9 @@ protocol bgp dir2 from director { neighbor 10.2.0.12 as 65001; }
 		return len(h) == 1 && h[0] == "10.2.0.11"
 	})
 	t.Logf("MEASURED withdrawal: the router dropped dir2's route %v after its real servers went down (%v since the call)", withdraw, time.Since(start))
-	c2 = d2.conns(t)
+	c1, c2 = d1.conns(t), d2.conns(t)
 	c := flows(t, client, ports)
+	haWait(t, "dir1's counter", 10*time.Second, func() bool { return d1.conns(t)-c1 >= len(ports) })
 	if got := d2.conns(t) - c2; got != 0 {
 		t.Errorf("%d new flows went to the withdrawn director", got)
 	}
@@ -352,7 +371,7 @@ protocol bgp dir2 from director { neighbor 10.2.0.12 as 65001; }
 		h := nexthops(t, router)
 		return len(h) == 1 && h[0] == "10.2.0.12"
 	})
-	t.Logf("MEASURED director stop: the router dropped dir1's route %v after its BIRD was killed (BFD 3 x 100 ms)", gone)
+	t.Logf("MEASURED director stop: the router dropped dir1's route %v after its BIRD was killed (BFD 5 x 200 ms)", gone)
 	d1.stopLVS()
 	e := flows(t, client, ports)
 	me := mismatches(a, e)

@@ -2,6 +2,7 @@ package announce
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -234,5 +235,55 @@ func TestStatusWithoutInclude(t *testing.T) {
 	}
 	if _, err := bd.b.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "does bird.conf include") {
 		t.Errorf("status: %v", err)
+	}
+}
+
+// BIRD may re-read its configuration at any moment (its own reload, an
+// operator's birdc configure): the include file is always one whole
+// rendering, never half of one.
+func TestIncludeFileNeverHalfWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vips.conf")
+	a := Render([]netip.Addr{netip.MustParseAddr("192.0.2.10")})
+	var many []netip.Addr
+	for i := range 200 {
+		many = append(many, netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i%250 + 1)}))
+	}
+	b := Render(many)
+	if err := writeAtomic(path, a); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	bad := make(chan string, 1)
+	go func() {
+		defer close(done)
+		for i := 0; i < 2000; i++ {
+			got, err := os.ReadFile(path)
+			if err != nil || (string(got) != string(a) && string(got) != string(b)) {
+				select {
+				case bad <- fmt.Sprintf("read %d bytes, %v", len(got), err):
+				default:
+				}
+				return
+			}
+		}
+	}()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			select {
+			case m := <-bad:
+				t.Fatalf("a reader saw a partial include file: %s", m)
+			default:
+			}
+			return
+		default:
+		}
+		data := a
+		if i%2 == 1 {
+			data = b
+		}
+		if err := writeAtomic(path, data); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

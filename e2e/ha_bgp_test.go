@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -348,7 +349,8 @@ protocol bgp dir2 from director { neighbor 10.2.0.12 as 65001; }
 	d2.setHealth(t, director.Up)
 	haWait(t, "dir2's route back", 10*time.Second, func() bool { return len(nexthops(t, router)) == 2 })
 
-	// E: dir1 stops (its BIRD dies: BFD notices; lvs-node stops after).
+	// E: dir1 stops answering (its BIRD hangs: the BGP session stays open,
+	// only BFD notices), then its lvs-node stops.
 	snap := map[*longConn]string{}
 	for _, lc := range long {
 		_, _, s, err := lc.state()
@@ -359,14 +361,15 @@ protocol bgp dir2 from director { neighbor 10.2.0.12 as 65001; }
 			snap[lc] = k
 		}
 	}
-	if err := d1.bird.Signal(os.Kill); err != nil {
+	if err := d1.bird.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = d1.bird.Signal(os.Kill) })
 	gone := haWait(t, "dir1's route gone", 10*time.Second, func() bool {
 		h := nexthops(t, router)
 		return len(h) == 1 && h[0] == "10.2.0.12"
 	})
-	t.Logf("MEASURED director stop: the router dropped dir1's route %v after its BIRD was killed (BFD 5 x 200 ms)", gone)
+	t.Logf("MEASURED director stop: the router dropped dir1's route %v after its BIRD hung (BFD 5 x 200 ms; BGP hold time 3 s)", gone)
 	d1.stopLVS()
 	e := flows(t, client, ports)
 	me := mismatches(a, e)

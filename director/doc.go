@@ -17,6 +17,11 @@
 //     state directory, and repairs drift on each resync.
 //   - Daemon runs an Engine: periodic resync, reload on SIGHUP or through
 //     the control socket, and a read-only Prometheus endpoint.
+//   - HA follows the role keepalived's notify hooks report with the
+//     kernel's connection-sync daemons, and announces VIPs through BIRD
+//     (director/announce) while the director is in sync, not drained and
+//     its services have min_up real servers taking connections
+//     (AnnounceVIPs). It never changes the IPVS table.
 //
 // Stopping the daemon leaves the IPVS table, the nftables rules and the
 // sysctls in place, so a restart drops no connection; Engine.Down removes

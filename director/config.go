@@ -40,6 +40,7 @@ type Config struct {
 	Director        Settings         `yaml:"director"`
 	Listen          Listen           `yaml:"listen"`
 	VirtualServices []VirtualService `yaml:"virtual_services"`
+	HA              HAConfig         `yaml:",inline"` // sync_daemon, announce (config_ha.go)
 }
 
 // Settings are the director-wide settings.
@@ -289,6 +290,7 @@ func (c *Config) validate(doc *config.Doc) error {
 		}
 	}
 	v.validateAutoFWMark(&d.AutoFWMark, nPorts)
+	v.ha(&c.HA)
 	return v.errs.Err()
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/lvs-node/lvs-node/internal/control"
@@ -29,6 +30,9 @@ type Daemon struct {
 	Hup <-chan os.Signal
 	// Inputs tune the health checks and load feedback (monitor.go).
 	Inputs MonitorOptions
+	// HA follows keepalived's role and announces VIPs (ha.go); Run makes
+	// one when nil.
+	HA *HA
 
 	reloads chan chan error
 	mon     *Monitor
@@ -50,6 +54,9 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 	}
 	defer d.mon.Wait()
 
+	if d.HA == nil {
+		d.HA = NewHA(d.Engine, cfg.Director.StateDir, log.With("part", "ha"))
+	}
 	var closers []func()
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -62,7 +69,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 			return err
 		}
 		closers = append(closers, func() { ln.Close() }) // removes the socket file
-		go control.Serve(ctx, ln, log, d.handleControl, controlCommands()...)
+		go control.Serve(ctx, ln, log, d.handleControl, append(controlCommands(), ControlCommands()...)...)
 		log.Info("control socket ready", "path", p)
 	}
 	if a := cfg.Listen.MetricsAddr(); a != "" {
@@ -74,6 +81,11 @@ func (d *Daemon) Run(ctx context.Context, cfg *Config) error {
 		closers = append(closers, srv.Close)
 		log.Info("metrics ready", "address", srv.Addr())
 	}
+
+	haCtx, haStop := context.WithCancel(ctx)
+	haDone := make(chan struct{})
+	go func() { defer close(haDone); d.HA.Run(haCtx, cfg) }()
+	closers = append(closers, func() { haStop(); <-haDone }) // withdraws the VIPs
 
 	want := cfg
 	// ready: the service manager was told (sd_notify READY=1) that the
@@ -224,6 +236,9 @@ func (d *Daemon) reload(ctx context.Context) (*Config, error) {
 // re-read its own file and returns nil or the problems that kept the old
 // configuration in effect. The socket accepts no configuration.
 func (d *Daemon) handleControl(ctx context.Context, cmd string) (string, error) {
+	if strings.HasPrefix(cmd, "ha ") {
+		return d.HA.Control(ctx, cmd)
+	}
 	if cmd != cmdReload {
 		return d.control(ctx, cmd)
 	}

@@ -22,9 +22,15 @@
 //     (director/feedback) of the configuration in force and hands their
 //     verdicts to the Engine as inputs; the sorry server and the quorum
 //     are part of the desired table.
-//   - Daemon runs an Engine and its Monitor: periodic resync, reload on
-//     SIGHUP or through the control socket (which also answers status,
-//     drain and ready), and a read-only Prometheus endpoint.
+//   - Daemon runs an Engine, its Monitor and its HA controller: periodic
+//     resync, reload on SIGHUP or through the control socket (which also
+//     answers status, drain, ready and the ha commands), and a read-only
+//     Prometheus endpoint.
+//   - HA follows the role keepalived's notify hooks report with the
+//     kernel's connection-sync daemons, and announces VIPs through BIRD
+//     (director/announce) while the director is in sync, not drained and
+//     its services have min_up real servers taking connections
+//     (AnnounceVIPs). It never changes the IPVS table.
 //
 // Stopping the daemon leaves the IPVS table, the nftables rules and the
 // sysctls in place, so a restart drops no connection; Engine.Down removes

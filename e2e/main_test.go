@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,9 @@ func runInVM() int {
 		// keepalived and its libraries double the initramfs: only for benchmarks.
 		extra = append(extra, "/usr/sbin/keepalived")
 	}
+	if runsHATests(flag.Lookup("test.run").Value.String()) {
+		extra = append(extra, lab.HAPeers()...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	res, err := lab.Run(ctx, lab.Config{
@@ -106,4 +110,25 @@ func buildLvsNode(out string) error {
 		return fmt.Errorf("build lvs-node: %w\n%s", err, b)
 	}
 	return nil
+}
+
+// haPeerTests are the tests that run keepalived or BIRD in the VM.
+func haPeerTests() []string { return []string{"TestHAKeepalivedFailover", "TestHABGPActiveActive"} }
+
+// runsHATests reports whether the -run pattern selects a test that needs
+// the HA peers in the VM (the whole suite does).
+func runsHATests(pattern string) bool {
+	if pattern == "" {
+		return true
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return true
+	}
+	for _, name := range haPeerTests() {
+		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,6 +17,14 @@ import (
 // hostBinaries are copied into every VM, with their libraries.
 func hostBinaries() []string { return []string{"/usr/sbin/ipvsadm", "/sbin/ip"} }
 
+// HAPeers are the peers of the director HA tests, Debian's keepalived
+// (VRRP) and bird2 (BGP and BFD: bird and birdc), all dynamically linked:
+// a Config names them in HostBinaries when its tests need them, since
+// their libraries double the initramfs.
+func HAPeers() []string {
+	return []string{"/usr/sbin/keepalived", "/usr/sbin/bird", "/usr/sbin/birdc"}
+}
+
 // moduleRoots are the module folders the VM gets, plus their dependencies.
 func moduleRoots() []string {
 	return []string{

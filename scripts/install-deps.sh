@@ -2,7 +2,8 @@
 # Installs what building and testing lvs-node needs on Debian or Ubuntu:
 # qemu (the lab VM), a Debian kernel with IPVS and IPIP modules for the VM,
 # busybox-static (the VM's init and shell), ipvsadm and iproute2 (cross-checks
-# inside the VM), keepalived (benchmarks, and the importer tests run keepalived -t),
+# inside the VM), keepalived (benchmarks, the HA lab tests, and the importer tests run keepalived -t),
+# bird2 (BIRD and birdc: VIP announcement, on the host and in the HA lab tests),
 # haproxy (polls the real-server agent in a test), netbase (/etc/services: port
 # names of ipvsadm-save), nftables and kmod, the pinned clang with libbpf's
 # headers that make generate (and its check) uses; for the package tests
@@ -18,6 +19,8 @@ have qemu-system-x86_64 || need+=(qemu-system-x86)
 [ -e /bin/busybox ] || need+=(busybox-static)
 have /usr/sbin/ipvsadm || need+=(ipvsadm)
 have /usr/sbin/keepalived || need+=(keepalived)
+have /usr/sbin/bird || need+=(bird2)
+have /usr/sbin/birdc || need+=(bird2)
 have /etc/services || need+=(netbase)
 have /usr/sbin/haproxy || need+=(haproxy)
 have /sbin/ip || need+=(iproute2)

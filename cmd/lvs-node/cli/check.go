@@ -94,6 +94,7 @@ are printed as notes.`,
 				if lerr != nil {
 					return lerr
 				}
+				haCheckProblems(cmd.Context(), c, cmd.ErrOrStderr())
 				summary = fmt.Sprintf("%d virtual services; %s", len(c.VirtualServices), kernelSummary(root))
 			case roleRealserver:
 				c, _, lerr := rsagent.LoadConfig(path)

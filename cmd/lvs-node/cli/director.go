@@ -100,7 +100,7 @@ on the same one is refused with the holder's pid and command.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the planned changes as ipvsadm arguments and change nothing")
 	logs.add(cmd.Flags())
 	cmd.MarkFlagsMutuallyExclusive("once", "dry-run")
-	cmd.AddCommand(newDirectorReloadCmd(), newDirectorDownCmd())
+	cmd.AddCommand(newDirectorReloadCmd(), newDirectorDownCmd(), newDirectorHACmd())
 	cmd.AddCommand(newDirectorOverrideCmds()...)
 	return cmd
 }

@@ -38,7 +38,11 @@ const ipvsReadTimeout = 2 * time.Minute
 
 // newIPVSCmd builds "lvs-node ipvs list|save", the ipvsadm-compatible view
 // of the kernel table.
-func newIPVSCmd() *cobra.Command { return newIPVSCmdWith(openKernelIPVS) }
+func newIPVSCmd() *cobra.Command {
+	cmd := newIPVSCmdWith(openKernelIPVS)
+	cmd.AddCommand(newIPVSSyncCmd(openKernelSync))
+	return cmd
+}
 
 func newIPVSCmdWith(open ipvsOpener) *cobra.Command {
 	cmd := &cobra.Command{

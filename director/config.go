@@ -116,6 +116,9 @@ type VirtualService struct {
 	BindVIP        bool         `yaml:"bind_vip"`
 	RealServers    []RealServer `yaml:"real_servers"`
 
+	// local_addresses and toa of full-NAT services (config_fullnat.go).
+	FullNAT `yaml:",inline"`
+
 	// Filled by validation.
 	vip      netip.Addr
 	family   uint16
@@ -303,6 +306,7 @@ func (c *Config) validate(doc *config.Doc) error {
 			}
 		}
 	}
+	v.fullNAT(c)
 	if size := uint64(d.AutoFWMark.Last) - uint64(d.AutoFWMark.First) + 1; d.AutoFWMark.First != 0 && d.AutoFWMark.Last >= d.AutoFWMark.First && uint64(nPorts) > size {
 		v.errorf("director.auto_fwmark", "range holds %d marks but %d services use ports:", size, nPorts)
 	}
@@ -474,9 +478,9 @@ func (v *validator) service(vs *VirtualService, p string) {
 	if vs.Forwarding == "" {
 		vs.Forwarding = DefaultForwarding
 	}
-	fwd, err := ipvs.ParseForward(vs.Forwarding)
+	fwd, err := parseForwarding(vs.Forwarding)
 	if err != nil {
-		v.errorf(config.Join(p, "forwarding"), "unknown forwarding %q (want dr, nat or tun)", vs.Forwarding)
+		v.errorf(config.Join(p, "forwarding"), "unknown forwarding %q (want dr, nat, tun or fullnat)", vs.Forwarding)
 	}
 	vs.forward = fwd
 	if vs.FWMark != nil {
@@ -518,8 +522,8 @@ func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {
 	}
 	if rs.Forwarding == "" {
 		rs.forward = vs.forward
-	} else if f, err := ipvs.ParseForward(rs.Forwarding); err != nil {
-		v.errorf(config.Join(rp, "forwarding"), "unknown forwarding %q (want dr, nat or tun)", rs.Forwarding)
+	} else if f, err := parseForwarding(rs.Forwarding); err != nil {
+		v.errorf(config.Join(rp, "forwarding"), "unknown forwarding %q (want dr, nat, tun or fullnat)", rs.Forwarding)
 	} else {
 		rs.forward = f
 	}

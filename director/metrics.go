@@ -10,13 +10,15 @@ import (
 
 // NewMetricsRegistry returns a registry of its own for one daemon, holding
 // the engine's counters (metrics_engine.go), the managed part of the IPVS
-// table as of the last reconciliation (metrics_ipvs.go), each with its
+// table as of the last reconciliation (metrics_ipvs.go), full-NAT's TOA
+// writer (metrics_fullnat.go), each with its
 // scrape success, and the process and Go runtime metrics. Every collector
 // reads its source when scraped, without waiting for the engine.
 func NewMetricsRegistry(e *Engine) *prometheus.Registry {
 	return promserve.NewRegistry(map[string]promserve.Updater{
-		"engine": promserve.Of(newEngineCollector(e)),
-		"ipvs":   promserve.Of(newIPVSCollector(e)),
+		"engine":  promserve.Of(newEngineCollector(e)),
+		"ipvs":    promserve.Of(newIPVSCollector(e)),
+		"fullnat": newFullNATCollector(e),
 	})
 }
 

@@ -43,5 +43,6 @@ type Deps struct {
 	Marker  Marker
 	Sysctls SysctlStore
 	Host    Host
+	FullNAT FullNATKernel // nil when nftables or eBPF is unavailable
 	Log     *slog.Logger
 }

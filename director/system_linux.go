@@ -13,7 +13,8 @@ import (
 
 // OpenSystem connects an Engine for cfg to this machine's kernel: IPVS
 // over generic netlink, sysctls recorded in the state dir, VIP addresses
-// over rtnetlink and firewall marks in nftables. close releases them.
+// over rtnetlink, firewall marks and full-NAT in nftables (and eBPF).
+// close releases them.
 func OpenSystem(cfg *Config, log *slog.Logger) (e *Engine, close func() error, err error) {
 	k, err := ipvs.Open()
 	if err != nil {
@@ -37,6 +38,7 @@ func OpenSystem(cfg *Config, log *slog.Logger) (e *Engine, close func() error, e
 		deps.Marker = m
 		closeAll = func() error { host.Close(); return errors.Join(m.Close(), k.Close()) }
 	}
+	closeAll = openFullNAT(cfg, &deps, closeAll, log)
 	return NewEngine(cfg.Director.StateDir, deps), closeAll, nil
 }
 

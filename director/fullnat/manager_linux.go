@@ -39,7 +39,10 @@ type Manager struct {
 	// and no verify does nothing.
 	last   Spec
 	lastOK bool
-	stats  *ebpf.Map // the counters, once the program is in place
+	// stats is the counters' map once the program is in place. It has a
+	// lock of its own: a scrape never waits for Apply.
+	statsMu sync.RWMutex
+	stats   *ebpf.Map
 }
 
 // Open prepares a Manager; it changes nothing in the kernel.
@@ -58,11 +61,18 @@ func Open(opts Options) (*Manager, error) {
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.setStats(nil)
+	return m.nat.close()
+}
+
+// setStats replaces the counters' map (nil: none).
+func (m *Manager) setStats(st *ebpf.Map) {
+	m.statsMu.Lock()
+	defer m.statsMu.Unlock()
 	if m.stats != nil {
 		m.stats.Close()
-		m.stats = nil
 	}
-	return m.nat.close()
+	m.stats = st
 }
 
 // Apply makes the kernel hold spec: the source NAT rules, and the egress
@@ -210,12 +220,15 @@ func (m *Manager) applyProgram(spec Spec, rec *Record, save func() error, note f
 			return err
 		}
 	}
-	if m.stats == nil {
+	m.statsMu.RLock()
+	have := m.stats != nil
+	m.statsMu.RUnlock()
+	if !have {
 		st, err := p.maps[egress.MapStats].Clone()
 		if err != nil {
 			return err
 		}
-		m.stats = st
+		m.setStats(st)
 	}
 	return nil
 }
@@ -243,10 +256,7 @@ func (m *Manager) removeProgram(rec *Record, save func() error, note func(string
 			return err
 		}
 	}
-	if m.stats != nil {
-		m.stats.Close()
-		m.stats = nil
-	}
+	m.setStats(nil)
 	if err := removePins(dir); err != nil {
 		return fmt.Errorf("remove pins in %s: %w", dir, err)
 	}
@@ -291,8 +301,8 @@ func (m *Manager) Remove(rec *Record, save func() error) ([]string, error) {
 // egress.Counters), summed over CPUs; ok is false while no program is in
 // place.
 func (m *Manager) Counters() (c map[string]uint64, ok bool, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.statsMu.RLock()
+	defer m.statsMu.RUnlock()
 	if m.stats == nil {
 		return nil, false, nil
 	}

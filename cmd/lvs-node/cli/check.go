@@ -83,10 +83,13 @@ realserver given a bad file).`,
 			var summary string
 			switch role {
 			case roleDirector:
-				c, _, lerr := director.LoadConfig(path)
+				c, doc, lerr := director.LoadConfig(path)
 				err = lerr
 				if err == nil {
 					summary = fmt.Sprintf("%d virtual services", len(c.VirtualServices))
+					if note, ferr := checkFullNAT(c, doc, cmd.ErrOrStderr()); ferr != nil || note != "" {
+						err, summary = ferr, summary+"; "+note
+					}
 				}
 			case roleRealserver:
 				c, _, lerr := rsagent.LoadConfig(path)

@@ -38,9 +38,11 @@ const (
 	labVIP  = "198.51.100.100"
 	labRS   = "10.1.0.11"
 	labLA   = "10.1.0.2"
+	labLA2  = "10.1.0.3"
 	labVIP6 = "2001:db8:c::100"
 	labRS6  = "2001:db8:1::11"
 	labLA6  = "2001:db8:1::2"
+	labLA62 = "2001:db8:1::3"
 )
 
 func newHostLab(t *testing.T) *hostLab {
@@ -51,7 +53,7 @@ func newHostLab(t *testing.T) *hostLab {
 	hl := &hostLab{
 		client: l.Host("client", topo.On(front, "198.51.100.10", "2001:db8:c::10/64")),
 		dir: l.Host("dir", topo.On(front, "198.51.100.1", labVIP, "2001:db8:c::1/64", labVIP6+"/64"),
-			topo.On(back, "10.1.0.1", labLA, "2001:db8:1::1/64", labLA6+"/64")),
+			topo.On(back, "10.1.0.1", labLA, labLA2, "2001:db8:1::1/64", labLA6+"/64", labLA62+"/64")),
 		rs: l.Host("rs", topo.On(back, labRS, labRS6+"/64")),
 	}
 	hl.dir.Sysctl(t, "net/ipv4/ip_forward", "1")
@@ -67,7 +69,7 @@ func newHostLab(t *testing.T) *hostLab {
 
 func labSpec() Spec {
 	return Spec{
-		Pools: []Pool{{Addrs: addrs(labLA), TOA: format.K254}, {Addrs: addrs(labLA6), TOA: format.K254b}},
+		Pools: []Pool{{Addrs: addrs(labLA, labLA2), TOA: format.K254}, {Addrs: addrs(labLA6, labLA62), TOA: format.K254b}},
 		Targets: []Target{
 			{Service: "web", Protocol: ProtoTCP, VIP: netip.MustParseAddr(labVIP), VPort: 80, RS: netip.MustParseAddr(labRS), RPort: 8080, Pool: 0},
 			{Service: "web6", Protocol: ProtoTCP, VIP: netip.MustParseAddr(labVIP6), VPort: 80, RS: netip.MustParseAddr(labRS6), RPort: 8080, Pool: 1},
@@ -207,14 +209,19 @@ func (hl *hostLab) traffic(t *testing.T, complete bool) {
 	before := hl.counters(t)
 	conns4 := hl.connect(t, labVIP, 20)
 	conns6 := hl.connect(t, labVIP6, 20)
-	for l, c := range conns4 {
-		if l.Addr() != netip.MustParseAddr(labLA) || c.Addr() != netip.MustParseAddr("198.51.100.10") {
-			t.Fatalf("the real server saw %s for the client %s, want the local address %s", l, c, labLA)
+	// Every connection got one of the local addresses, and each address
+	// took some (the pool's rules agree on which one).
+	for fam, conns := range map[string]map[netip.AddrPort]netip.AddrPort{"IPv4": conns4, "IPv6": conns6} {
+		used := map[string]int{}
+		for l := range conns {
+			used[l.Addr().String()]++
 		}
-	}
-	for l := range conns6 {
-		if l.Addr() != netip.MustParseAddr(labLA6) {
-			t.Fatalf("the real server saw %s, want the local address %s", l, labLA6)
+		want := []string{labLA, labLA2}
+		if fam == "IPv6" {
+			want = []string{labLA6, labLA62}
+		}
+		if len(used) != 2 || used[want[0]] == 0 || used[want[1]] == 0 {
+			t.Fatalf("%s: the real server saw connections from %v, want both of %v", fam, used, want)
 		}
 	}
 	time.Sleep(200 * time.Millisecond)

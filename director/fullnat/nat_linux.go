@@ -29,6 +29,7 @@ const (
 	regPortMax  = 3
 	regConcat   = 8
 	commentHead = "lvs-node fullnat "
+	hashSeed    = 0x4c56 // "LV"
 )
 
 // natTables keeps the source NAT of full-NAT services in two nftables
@@ -172,7 +173,9 @@ func snatExprs(v6 bool, addr []byte, i, n int) []expr.Any {
 		e = append(e,
 			&expr.Payload{DestRegister: regConcat, Base: expr.PayloadBaseNetworkHeader, Offset: saddr, Len: alen},
 			&expr.Payload{DestRegister: regConcat + alen/4, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
-			&expr.Hash{SourceRegister: regConcat, DestRegister: regAddr, Length: hlen, Modulus: uint32(n), Type: expr.HashTypeJenkins},
+			// The seed is fixed: without one the kernel draws one per
+			// expression, and the rules of a pool would disagree.
+			&expr.Hash{SourceRegister: regConcat, DestRegister: regAddr, Length: hlen, Modulus: uint32(n), Seed: hashSeed, Type: expr.HashTypeJenkins},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: regAddr, Data: binary.NativeEndian.AppendUint32(nil, uint32(i))})
 	}
 	fam := uint32(unix.NFPROTO_IPV4)

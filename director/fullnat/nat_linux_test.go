@@ -83,8 +83,8 @@ func TestNATTables(t *testing.T) {
 		"type nat hook postrouting priority srcnat; policy accept;",
 		"ct original ip daddr 198.51.100.100 ct original proto-dst 80 ip daddr 10.1.0.11 tcp dport 8080 goto pool0",
 		"meta l4proto tcp meta mark 0x00000007 ip daddr 10.1.0.11 goto pool0",
-		"jhash ip saddr . th sport mod 2 0 snat to 10.1.0.2:1024-65535 fully-random",
-		"jhash ip saddr . th sport mod 2 1 snat to 10.1.0.3:1024-65535 fully-random",
+		"jhash ip saddr . th sport mod 2 seed 0x4c56 0 snat to 10.1.0.2:1024-65535 fully-random",
+		"jhash ip saddr . th sport mod 2 seed 0x4c56 1 snat to 10.1.0.3:1024-65535 fully-random",
 		`comment "lvs-node fullnat web: tcp 198.51.100.100:80 -> 10.1.0.12:8080 #`,
 	} {
 		if !strings.Contains(v4, want) {

@@ -223,11 +223,11 @@ __attribute__((noinline)) int shift_up(struct __sk_buff *skb, __u32 from,
 		if (end <= from)
 			return 0;
 		len = end - from;
-		asm volatile("" : "+r"(len));
 		if (len > MOVE_CHUNK)
 			len = MOVE_CHUNK;
-		if (len < 1)
-			return -1;
+		/* 1 to MOVE_CHUNK in a form every verifier bounds (len is
+		 * never 0 here: end > from). */
+		len = ((len - 1) & (MOVE_CHUNK - 1)) + 1;
 		end -= len;
 		if (bpf_skb_load_bytes(skb, end, buf, len))
 			return -1;
@@ -253,9 +253,11 @@ static __always_inline int insert(struct __sk_buff *skb, const struct pkt *p,
 		count(C_ERROR);
 		return PASS;
 	}
-	n = (len + 3) & ~3u;
-	if (n > 20)
-		return PASS;
+	/* Padded to four bytes: 7 and 8 take 8, 19 and 20 take 20. */
+	if (len > 8)
+		n = 20;
+	else
+		n = 8;
 	if (len < n)
 		opt[len] = TCPOPT_NOP; /* kinds 28/7 and 28/19 */
 	hl = (p->th.doff >> 4) * 4;

@@ -181,6 +181,8 @@ func TestInsert(t *testing.T) {
 		{"IPv4 kind 200", seg{src: laddr4, dst: rs4, sport: 40008, dport: 443, seq: 5001, flags: fACK, opts: tsOpts}, client, format.K200, toa4(200, client)},
 		{"IPv4 kind 28, padded", seg{src: laddr4, dst: rs4, sport: 40009, dport: 443, seq: 5001, flags: fACK}, client, format.K28,
 			[]byte{28, 7, 1, 198, 51, 100, 10, 1}},
+		{"IPv6 kind 28, padded", seg{src: laddr6, dst: rs6, sport: 40010, dport: 443, seq: 5001, flags: fACK, opts: tsOpts}, cl6, format.K28b,
+			append(append([]byte{28, 19, 1}, cl6.Addr().AsSlice()...), 1)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -213,12 +213,14 @@ func dialReport(h *topo.Host, local, vip string) (*clientConn, error) {
 }
 
 // burst opens a connection to vip from every address of addrs with each
-// of n ports from port, all at once, and keeps them open.
-func burst(t *testing.T, h *topo.Host, vip string, addrs []string, port, n int) []*clientConn {
+// of n ports from port, all at once, and keeps them open. onFail is
+// called with the local addresses that failed before the test fails.
+func burst(t *testing.T, h *topo.Host, vip string, addrs []string, port, n int, onFail func([]string)) []*clientConn {
 	t.Helper()
 	var mu sync.Mutex
 	var out []*clientConn
 	var errs []error
+	var failed []string
 	var wg sync.WaitGroup
 	for _, a := range addrs {
 		for p := port; p < port+n; p++ {
@@ -230,6 +232,7 @@ func burst(t *testing.T, h *topo.Host, vip string, addrs []string, port, n int) 
 				defer mu.Unlock()
 				if err != nil {
 					errs = append(errs, err)
+					failed = append(failed, net.JoinHostPort(a, strconv.Itoa(p)))
 					return
 				}
 				out = append(out, cc)
@@ -243,6 +246,9 @@ func burst(t *testing.T, h *topo.Host, vip string, addrs []string, port, n int) 
 		}
 	})
 	if len(errs) > 0 {
+		if onFail != nil {
+			onFail(failed)
+		}
 		t.Fatalf("%d of %d connections to %s failed; first: %v", len(errs), len(addrs)*n, vip, errs[0])
 	}
 	return out

@@ -65,7 +65,7 @@ const fullNATServices = `  - name: web
       - {address: "2001:db8:1::12", port: 8080}
 `
 
-func newFullNATLab(t *testing.T) *fullNATLab {
+func newFullNATLab(t testing.TB) *fullNATLab {
 	t.Helper()
 	modprobe(t, "ip_vs")
 	if !moduleLoaded(t, "ipv6") {
@@ -101,7 +101,7 @@ func newFullNATLab(t *testing.T) *fullNATLab {
 
 // realServer starts lvs-node realserver with TOA on h (kind 254 from the
 // director's local addresses only) and the application.
-func (f *fullNATLab) realServer(t *testing.T, h *topo.Host, ip4, ip6 string) {
+func (f *fullNATLab) realServer(t testing.TB, h *topo.Host, ip4, ip6 string) {
 	t.Helper()
 	cfg := filepath.Join(f.tmp, h.Name+".yaml")
 	body := fmt.Sprintf(`realserver:
@@ -125,7 +125,7 @@ listen:
 	toaApp(t, h, "["+ip6+"]:8080")
 }
 
-func (f *fullNATLab) start(t *testing.T) *topo.Proc {
+func (f *fullNATLab) start(t testing.TB) *topo.Proc {
 	t.Helper()
 	p := f.dir.Start(t, "lvs-node", "director", "--config", f.cfgPath)
 	if !p.WaitOutput("msg=applied", 60*time.Second) {
@@ -182,8 +182,8 @@ func isLocal(a netip.Addr) bool {
 }
 
 // wire checks what the captures of both real servers saw of the
-// connections (local address and port -> client).
-func wire(t *testing.T, name string, caps []*topo.Capture, clients map[netip.AddrPort]netip.AddrPort, complete bool) {
+// connections (local address and port -> client) and returns the sum.
+func wire(t *testing.T, name string, caps []*topo.Capture, clients map[netip.AddrPort]netip.AddrPort, complete bool) fullnattest.WireReport {
 	t.Helper()
 	var pkts []topo.Packet
 	for _, c := range caps {
@@ -202,6 +202,54 @@ func wire(t *testing.T, name string, caps []*topo.Capture, clients map[netip.Add
 	}
 	if complete && (rep.NotReady != 0 || rep.Complete == 0) || !complete && rep.NotReady == 0 {
 		t.Fatalf("%s: checksums %s, want them complete=%t", name, rep, complete)
+	}
+	return rep
+}
+
+// diagnose logs what the director and the real servers saw of failed
+// connections.
+func (f *fullNATLab) diagnose(t *testing.T, failed []string, caps []*topo.Capture) {
+	t.Helper()
+	t.Logf("failed: %v", failed)
+	conns := f.dir.MustRun(t, "ipvsadm", "-Lnc")
+	for _, l := range strings.Split(conns, "\n") {
+		for _, c := range failed {
+			if strings.Contains(l, c) {
+				t.Logf("ipvs: %s", l)
+			}
+		}
+	}
+	t.Logf("director conntrack stats:\n%s", f.dir.MustRun(t, "cat", "/proc/net/stat/nf_conntrack"))
+	if out, err := f.dir.Run(t, "cat", "/proc/net/ip_vs_stats"); err == nil {
+		t.Logf("ipvs stats:\n%s", out)
+	}
+	for _, c := range caps {
+		c.Stop()
+		syns, synacks := 0, 0
+		for _, p := range c.Packets() {
+			s, err := fullnattest.Parse(p.Data)
+			if err != nil {
+				continue
+			}
+			for _, fc := range failed {
+				if s.Src.String() == fc || s.Dst.String() == fc {
+					t.Logf("unNATed on a real server: %s", s)
+				}
+			}
+			if s.Has(fullnattest.SYN) && !s.Has(fullnattest.ACK) {
+				syns++
+			}
+			if s.Has(fullnattest.SYN | fullnattest.ACK) {
+				synacks++
+			}
+		}
+		t.Logf("a real server's capture: %d SYNs in, %d SYN-ACKs out, %d frames", syns, synacks, len(c.Packets()))
+	}
+	m := f.metrics(t)
+	for _, l := range strings.Split(m, "\n") {
+		if strings.HasPrefix(l, "lvs_node_fullnat") {
+			t.Log(l)
+		}
 	}
 }
 
@@ -248,6 +296,9 @@ func TestFullNAT(t *testing.T) {
 		}
 	}
 	proc := f.start(t)
+	// Segments up to the first data that the captures saw leave without
+	// the option for lack of room in their header.
+	noRoom := 0
 
 	t.Run("200 connections from 50 ports, IPv4 and IPv6, offloads on", func(t *testing.T) {
 		for _, fam := range []struct {
@@ -256,13 +307,13 @@ func TestFullNAT(t *testing.T) {
 			port      int
 		}{{"IPv4", fnVIP4 + ":80", fnClients4, 41000}, {"IPv6", "[" + fnVIP6 + "]:80", fnClients6, 42000}} {
 			caps := []*topo.Capture{f.rs1.Capture(t, "eth0"), f.rs2.Capture(t, "eth0")}
-			conns := burst(t, f.client, fam.vip, fam.addrs, fam.port, 50)
+			conns := burst(t, f.client, fam.vip, fam.addrs, fam.port, 50, func(failed []string) { f.diagnose(t, failed, caps) })
 			if len(conns) != 200 {
 				t.Fatalf("%d connections", len(conns))
 			}
 			clients := verify(t, f, conns)
 			time.Sleep(300 * time.Millisecond)
-			wire(t, fam.name, caps, clients, false)
+			noRoom += wire(t, fam.name, caps, clients, false).NoRoom
 			closeAll(conns)
 		}
 	})
@@ -280,10 +331,10 @@ func TestFullNAT(t *testing.T) {
 			port      int
 		}{{"IPv4", fnVIP4 + ":80", fnClients4, 43000}, {"IPv6", "[" + fnVIP6 + "]:80", fnClients6, 44000}} {
 			caps := []*topo.Capture{f.rs1.Capture(t, "eth0"), f.rs2.Capture(t, "eth0")}
-			conns := burst(t, f.client, fam.vip, fam.addrs, fam.port, 10)
+			conns := burst(t, f.client, fam.vip, fam.addrs, fam.port, 10, func(failed []string) { f.diagnose(t, failed, caps) })
 			clients := verify(t, f, conns)
 			time.Sleep(300 * time.Millisecond)
-			wire(t, fam.name, caps, clients, true)
+			noRoom += wire(t, fam.name, caps, clients, true).NoRoom
 			closeAll(conns)
 		}
 		for rs, n := range before {
@@ -299,8 +350,16 @@ func TestFullNAT(t *testing.T) {
 		if n := metricValue(t, m, "lvs_node_fullnat_toa_inserted_total"); n < 2*(400+80) {
 			t.Fatalf("inserted %v options for %d connections (handshake ACK and first data each)", n, 480)
 		}
+		// Every segment the captures saw go without the option for lack
+		// of room was counted (one may also have left after a capture
+		// stopped).
+		if n := metricValue(t, m, `lvs_node_fullnat_toa_skipped_total{reason="no_room"}`); n < float64(noRoom) {
+			t.Fatalf("skipped for lack of room: counted %v, the captures saw %d", n, noRoom)
+		} else {
+			t.Logf("skipped for lack of room: counted %v, the captures saw %d", n, noRoom)
+		}
 		for _, name := range []string{"lvs_node_fullnat_toa_no_conntrack_total", "lvs_node_fullnat_toa_errors_total",
-			`lvs_node_fullnat_toa_skipped_total{reason="no_room"}`, `lvs_node_fullnat_toa_skipped_total{reason="mtu"}`, `lvs_node_fullnat_toa_skipped_total{reason="gso"}`} {
+			`lvs_node_fullnat_toa_skipped_total{reason="mtu"}`, `lvs_node_fullnat_toa_skipped_total{reason="gso"}`} {
 			if v := metricValue(t, m, name); v != 0 {
 				t.Fatalf("%s = %v", name, v)
 			}

@@ -5,7 +5,8 @@
 // "ip6" of lvs-node's own, nat_linux.go), and a tc egress program on the
 // interfaces towards the real servers writes the client's address and
 // port into a TCP option (TOA) that the real servers hand to the
-// application (attach_linux.go; the program is internal/egress).
+// application (hooks_linux.go and bpf_linux.go; the program is
+// internal/egress).
 //
 // The director computes a Spec from its configuration; a Manager makes
 // the kernel hold it, records what it adds (Record, kept in the

@@ -246,7 +246,11 @@ func (n *natTables) set(spec Spec) ([]string, error) {
 		if err := n.conn.Flush(); err != nil {
 			return changes, fmt.Errorf("%s nftables table %s %s: %w", verb, familyName(f), n.name, err)
 		}
-		changes = append(changes, fmt.Sprintf("%s nftables table %s %s (%d rules)", verb, familyName(f), n.name, countRules(want)))
+		if len(want) > 0 {
+			changes = append(changes, fmt.Sprintf("set nftables table %s %s (%d rules)", familyName(f), n.name, countRules(want)))
+		} else {
+			changes = append(changes, fmt.Sprintf("remove nftables table %s %s", familyName(f), n.name))
+		}
 	}
 	return changes, nil
 }

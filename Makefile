@@ -53,8 +53,9 @@ lab: deps
 
 ## bench: side-by-side benchmarks with ipvsadm -R and keepalived in the VM,
 ## the health checker at 10,000 TCP / 2,000 HTTP checks/s on the host,
-## eBPF TOA on the host kernel (connections/s with and without it), and
-## load feedback (simulation, 10,000 agents) on the host.
+## eBPF TOA on the host kernel (connections/s with and without it),
+## load feedback (simulation, 10,000 agents) on the host, and full-NAT
+## against plain NAT (connections/s) in the VM.
 bench: deps bench-toa
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./healthz
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./director/feedback

@@ -53,8 +53,9 @@ lab: deps
 
 ## bench: side-by-side benchmarks with ipvsadm -R and keepalived in the VM,
 ## the health checker at 10,000 TCP / 2,000 HTTP checks/s on the host,
-## eBPF TOA on the host kernel (connections/s with and without it), and
-## load feedback (simulation, 10,000 agents) on the host.
+## eBPF TOA on the host kernel (connections/s with and without it),
+## load feedback (simulation, 10,000 agents) on the host, and full-NAT
+## against plain NAT (connections/s) in the VM.
 bench: deps bench-toa
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./healthz
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./director/feedback
@@ -63,13 +64,14 @@ bench: deps bench-toa
 bench-toa:
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./toa/
 
-## generate: rebuild the committed eBPF objects (toa/internal/*) with the pinned clang.
+## generate: rebuild the committed eBPF objects (toa/internal/*, director/fullnat/internal/*)
+## with the pinned clang.
 generate:
-	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(BPF_STRIP) BPF2GO_CFLAGS='$(BPF_CFLAGS)' $(GO) generate ./toa/...
+	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(BPF_STRIP) BPF2GO_CFLAGS='$(BPF_CFLAGS)' $(GO) generate ./toa/... ./director/fullnat/...
 
 ## check-generate: fail when regenerating changes a committed eBPF object.
 check-generate: generate
-	@git diff --exit-code --stat -- toa || { echo "make generate changed committed eBPF objects: commit them"; exit 1; }
+	@git diff --exit-code --stat -- toa director/fullnat || { echo "make generate changed committed eBPF objects: commit them"; exit 1; }
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/config

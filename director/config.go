@@ -110,6 +110,8 @@ type VirtualService struct {
 	RealServers    []RealServer `yaml:"real_servers"`
 
 	ServiceInputs `yaml:",inline"` // health_check, sorry_server, quorum, feedback (config_inputs.go)
+	// local_addresses and toa of full-NAT services (config_fullnat.go).
+	FullNAT `yaml:",inline"`
 
 	// Filled by validation.
 	vip      netip.Addr
@@ -289,6 +291,7 @@ func (c *Config) validate(doc *config.Doc) error {
 			}
 		}
 	}
+	v.fullNAT(c)
 	v.validateAutoFWMark(&d.AutoFWMark, nPorts)
 	v.ha(&c.HA)
 	return v.errs.Err()
@@ -459,9 +462,9 @@ func (v *validator) service(vs *VirtualService, p string) {
 	if vs.Forwarding == "" {
 		vs.Forwarding = DefaultForwarding
 	}
-	fwd, err := ipvs.ParseForward(vs.Forwarding)
+	fwd, err := parseForwarding(vs.Forwarding)
 	if err != nil {
-		v.errorf(config.Join(p, "forwarding"), "unknown forwarding %q (want dr, nat or tun)", vs.Forwarding)
+		v.errorf(config.Join(p, "forwarding"), "unknown forwarding %q (want dr, nat, tun or fullnat)", vs.Forwarding)
 	}
 	vs.forward = fwd
 	if vs.FWMark != nil {
@@ -504,8 +507,8 @@ func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {
 	}
 	if rs.Forwarding == "" {
 		rs.forward = vs.forward
-	} else if f, err := ipvs.ParseForward(rs.Forwarding); err != nil {
-		v.errorf(config.Join(rp, "forwarding"), "unknown forwarding %q (want dr, nat or tun)", rs.Forwarding)
+	} else if f, err := parseForwarding(rs.Forwarding); err != nil {
+		v.errorf(config.Join(rp, "forwarding"), "unknown forwarding %q (want dr, nat, tun or fullnat)", rs.Forwarding)
 	} else {
 		rs.forward = f
 	}

@@ -213,7 +213,7 @@ func TestRejects(t *testing.T) {
 		{"missing vip", "virtual_services:\n  - name: a\n    port: 80\n", "virtual_services[0].vip: a service needs a vip"},
 		{"missing name", "virtual_services:\n  - vip: 10.0.0.1\n    port: 80\n", "virtual_services[0].name: every virtual service needs a name"},
 		{"bad protocol", head + "    port: 80\n    protocol: icmp\n", "virtual_services[0].protocol: unknown protocol \"icmp\""},
-		{"bad forwarding", head + "    port: 80\n    forwarding: bridge\n", "unknown forwarding \"bridge\" (want dr, nat or tun)"},
+		{"bad forwarding", head + "    port: 80\n    forwarding: bridge\n", "unknown forwarding \"bridge\" (want dr, nat, tun or fullnat)"},
 		{"bad rs forwarding", head + "    port: 80\n    real_servers:\n      - {address: 10.0.0.11, forwarding: x}\n", "real_servers[0].forwarding: unknown forwarding"},
 		{"flag for other scheduler", head + "    port: 80\n    scheduler: rr\n    scheduler_flags: [sh-port]\n",
 			"virtual_services[0].scheduler_flags[0]: flag \"sh-port\" applies to the sh scheduler, this service uses rr"},

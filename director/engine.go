@@ -270,6 +270,9 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 	if err := e.setSysctls(cfg, p.nat4, p.nat6); err != nil {
 		return nil, err
 	}
+	if err := e.setFullNAT(cfg, true, !p.belief); err != nil {
+		return nil, err
+	}
 	// A service whose mark changes is deleted only once the rules set
 	// the new mark: its new service exists first.
 	ops, later := p.ops, []ipvs.Op(nil)
@@ -309,6 +312,9 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 		if err := e.bindVIPs(cfg, p.plan.VIPs, rec); err != nil {
 			return acked, err
 		}
+	}
+	if err := e.setFullNAT(cfg, false, false); err != nil {
+		return acked, err
 	}
 
 	// Everything applied: lvs-node now owns exactly the desired services
@@ -446,6 +452,9 @@ func (e *Engine) Down(ctx context.Context) ([]ipvs.Op, error) {
 		if err := e.deps.Marker.Delete(); err != nil {
 			errs = append(errs, fmt.Errorf("remove firewall marks: %w", err))
 		}
+	}
+	if err := e.downFullNAT(rec); err != nil {
+		errs = append(errs, err)
 	}
 	if err := e.unbindVIPs(rec); err != nil {
 		errs = append(errs, err)

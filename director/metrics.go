@@ -12,15 +12,16 @@ import (
 // NewMetricsRegistry returns a registry of its own for one daemon, holding
 // the engine's counters (metrics_engine.go), the managed part of the IPVS
 // table as of the last reconciliation (metrics_ipvs.go), the configured
-// and effective weights (metrics_weights.go) and the groups in more (the
-// Monitor's), each with its scrape success, and the process and Go
-// runtime metrics. Every collector reads its source when scraped,
-// without waiting for the engine.
+// and effective weights (metrics_weights.go), full-NAT's TOA writer
+// (metrics_fullnat.go) and the groups in more (the Monitor's), each with
+// its scrape success, and the process and Go runtime metrics. Every
+// collector reads its source when scraped, without waiting for the engine.
 func NewMetricsRegistry(e *Engine, more ...map[string]promserve.Updater) *prometheus.Registry {
 	groups := map[string]promserve.Updater{
 		"engine":  promserve.Of(newEngineCollector(e)),
 		"ipvs":    promserve.Of(newIPVSCollector(e)),
 		"weights": promserve.Of(newWeightCollector(e)),
+		"fullnat": newFullNATCollector(e),
 	}
 	for _, m := range more {
 		maps.Copy(groups, m)

@@ -149,7 +149,7 @@ func sameServiceIdentity(a, b *VirtualService) bool {
 func sameVirtualService(a, b *VirtualService) bool {
 	if !sameServiceIdentity(a, b) || a.Scheduler != b.Scheduler || !slices.Equal(a.SchedulerFlags, b.SchedulerFlags) ||
 		a.OnePacket != b.OnePacket || a.Forwarding != b.Forwarding || len(a.RealServers) != len(b.RealServers) ||
-		a.flags != b.flags || a.timeout != b.timeout || a.netmask != b.netmask || a.forward != b.forward {
+		a.flags != b.flags || a.timeout != b.timeout || a.netmask != b.netmask || a.forward != b.forward || !a.FullNAT.same(&b.FullNAT) {
 		return false
 	}
 	if (a.Persistence == nil) != (b.Persistence == nil) || a.Persistence != nil && *a.Persistence != *b.Persistence || !sameInputs(a, b) {

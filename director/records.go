@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/lvs-node/lvs-node/director/fullnat"
 	"github.com/lvs-node/lvs-node/internal/hostnet"
 	"github.com/lvs-node/lvs-node/internal/ipvs"
 	"github.com/lvs-node/lvs-node/internal/state"
@@ -27,6 +28,9 @@ type records struct {
 	Host hostnet.Record `json:"host,omitzero"`
 	// Overrides are the operator's drain states of real servers.
 	Overrides []overrideRecord `json:"overrides,omitempty"`
+	// FullNAT is what full-NAT added: nftables tables, the egress
+	// program's pins and hooks.
+	FullNAT fullnat.Record `json:"fullnat,omitzero"`
 
 	// Written by earlier versions, which recorded every bound VIP as
 	// their own; read once and moved into Host.

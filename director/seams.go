@@ -49,6 +49,7 @@ type Deps struct {
 	Host    Host
 	// Caps tells what the running kernel can do; a reload the kernel
 	// cannot carry out (see CheckHost) is refused. nil checks nothing.
-	Caps KernelCaps
-	Log  *slog.Logger
+	Caps    KernelCaps
+	FullNAT FullNATKernel // nil when nftables or eBPF is unavailable
+	Log     *slog.Logger
 }

@@ -35,6 +35,11 @@ func (e *Engine) setSysctls(cfg *Config, v4, v6 bool) error {
 	if s.ExpireQuiescentTemplate != nil {
 		want = append(want, kv{"net/ipv4/vs/expire_quiescent_template", b(*s.ExpireQuiescentTemplate)})
 	}
+	if cfg.UsesFullNAT() {
+		// IPVS keeps its connections in conntrack, where the source NAT
+		// and the TOA writer find them (director/fullnat).
+		want = append(want, kv{"net/ipv4/vs/conntrack", "1"})
+	}
 	if s.ConnReuseMode != nil {
 		want = append(want, kv{"net/ipv4/vs/conn_reuse_mode", strconv.FormatInt(*s.ConnReuseMode, 10)})
 	}

@@ -14,9 +14,10 @@ import (
 
 // OpenSystem connects an Engine for cfg to this machine's kernel: IPVS
 // over generic netlink, sysctls recorded in the state dir, VIP addresses
-// over rtnetlink and firewall marks in nftables. It first takes the
-// director's lock on the state directory, so that no other process
-// changes the same records (see state.TryLock). close releases them all.
+// over rtnetlink, firewall marks and full-NAT in nftables (and eBPF). It
+// first takes the director's lock on the state directory, so that no
+// other process changes the same records (see state.TryLock). close
+// releases them all.
 func OpenSystem(cfg *Config, log *slog.Logger) (e *Engine, close func() error, err error) {
 	lock, err := state.TryLock(cfg.Director.StateDir, "director")
 	if err != nil {
@@ -53,6 +54,7 @@ func openSystem(cfg *Config, log *slog.Logger) (*Engine, func() error, error) {
 		deps.Marker = m
 		closeAll = func() error { host.Close(); return errors.Join(m.Close(), k.Close()) }
 	}
+	closeAll = openFullNAT(cfg, &deps, closeAll, log)
 	return NewEngine(cfg.Director.StateDir, deps), closeAll, nil
 }
 

@@ -90,12 +90,15 @@ are printed as notes.`,
 			var summary string
 			switch role {
 			case roleDirector:
-				c, lerr := loadDirectorForHost(path, root, cmd.ErrOrStderr(), func(n string) { fmt.Fprintln(cmd.OutOrStdout(), "note: "+n) })
+				c, doc, lerr := loadDirectorForHost(path, root, cmd.ErrOrStderr(), func(n string) { fmt.Fprintln(cmd.OutOrStdout(), "note: "+n) })
 				if lerr != nil {
 					return lerr
 				}
 				haCheckProblems(cmd.Context(), c, cmd.ErrOrStderr())
 				summary = fmt.Sprintf("%d virtual services; %s", len(c.VirtualServices), kernelSummary(root))
+				if note, ferr := checkFullNAT(c, doc, cmd.ErrOrStderr()); ferr != nil || note != "" {
+					err, summary = ferr, summary+"; "+note
+				}
 			case roleRealserver:
 				c, _, lerr := rsagent.LoadConfig(path)
 				err = lerr

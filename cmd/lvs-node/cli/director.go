@@ -56,7 +56,7 @@ on the same one is refused with the holder's pid and command.`,
 			}
 			// A file this kernel cannot carry out is refused before
 			// anything changes, as at reload.
-			cfg, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { log.Warn("note", "note", n) })
+			cfg, _, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { log.Warn("note", "note", n) })
 			if err != nil {
 				return err
 			}
@@ -116,7 +116,7 @@ triggers the reload: the daemon reads the file itself.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if socket == "" {
-				cfg, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "note: "+n) })
+				cfg, _, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "note: "+n) })
 				if err != nil {
 					return err
 				}

@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/lvs-node/lvs-node/director"
+	"github.com/lvs-node/lvs-node/internal/config"
 	"github.com/lvs-node/lvs-node/internal/ipvs"
 )
 
@@ -15,18 +16,18 @@ const kernelRoot = "/"
 // kernel whose files are under root (director.CheckHost), printing every
 // problem one per line as loadDirectorConfig does. Notes (setups that
 // need help from outside lvs-node) are handed to note.
-func loadDirectorForHost(path, root string, stderr io.Writer, note func(string)) (*director.Config, error) {
+func loadDirectorForHost(path, root string, stderr io.Writer, note func(string)) (*director.Config, *config.Doc, error) {
 	cfg, doc, err := director.LoadConfig(path)
 	if err == nil {
 		err = director.CheckHost(cfg, doc, ipvs.NewKernelFiles(root))
 	}
 	if err != nil {
-		return nil, badConfig(path, err, stderr)
+		return nil, nil, badConfig(path, err, stderr)
 	}
 	for _, n := range director.HostNotes(cfg, doc) {
 		note(n)
 	}
-	return cfg, nil
+	return cfg, doc, nil
 }
 
 // kernelSummary says what a check against the kernel under root could

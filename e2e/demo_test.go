@@ -28,7 +28,7 @@ virtual_services:
     scheduler: wrr
     forwarding: dr
     bind_vip: true
-    health_check: {type: http, path: /health, interval: 500ms, timeout: 300ms, rise: 2, fall: 2}
+    health_check: {type: http, path: /health, interval: 500ms, timeout: 450ms, rise: 2, fall: 2}
     feedback: {interval: 500ms, port: 3262}
     real_servers:
       - {address: 10.0.0.11, port: 80, weight: 100}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -145,7 +146,44 @@ func TestDemo(t *testing.T) {
 	if dp.Exited() {
 		t.Fatalf("director exited:\n%s", dp.Output())
 	}
-	say("\n== done: every request went through the VIP; stopping lvs-node restores the real servers ==")
+	demoFullNAT(t, say)
+	say("\n== done: every request went through the VIPs; stopping lvs-node restores the real servers ==")
+}
+
+// demoFullNAT shows full-NAT with TOA: real servers on another subnet,
+// with no route to the client, whose unmodified application still sees
+// the client's address, while their kernel's table shows the director's.
+func demoFullNAT(t *testing.T, say func(string, ...any)) {
+	t.Helper()
+	f := newFullNATLab(t)
+	say("\n== full-NAT with TOA: client 198.51.100.10-11, director with local addresses 10.1.0.2-3, real servers 10.1.0.11-12 ==")
+	say("   the real servers have no route to the client; lvs-node realserver runs eBPF TOA trusting the director's local addresses")
+	out := f.dir.MustRun(t, "lvs-node", "check", "--config", f.cfgPath)
+	say("%s", indent(out))
+	f.start(t)
+	say("%s", indent(f.dir.MustRun(t, "lvs-node", "ipvs", "list")))
+	for _, a := range fnClients4[:2] {
+		cc, err := dialReport(f.client, a+":0", fnVIP4+":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs := map[string]*topo.Host{"rs1": f.rs1, "rs2": f.rs2}[cc.Report.RS]
+		if rs == nil {
+			t.Fatalf("report from an unknown real server %q", cc.Report.RS)
+		}
+		kc, ok := kernelConns(t, rs)[cc.Report.Inode]
+		if !ok {
+			t.Fatalf("%s: no connection with inode %d in the kernel's table", rs.Name, cc.Report.Inode)
+		}
+		say("   client %s: the application on %s got accept() %s, getpeername() %s; its kernel's table shows %s",
+			cc.Local, rs.Name, cc.Report.Accept, cc.Report.Getpeername, kc.Remote)
+		if unmapped(cc.Report.Getpeername) != cc.Local || unmapped(cc.Report.Accept) != cc.Local || !slices.Contains(fnLocal, kc.Remote.Addr().Unmap().String()) {
+			t.Fatalf("client %s: the application saw %s / %s, the kernel %s", cc.Local, cc.Report.Accept, cc.Report.Getpeername, kc.Remote)
+		}
+		closeAll([]*clientConn{cc})
+	}
+	say("   TOA counters of rs1:")
+	say("%s", indent(f.rs1.MustRun(t, "lvs-node", "toa", "stats")))
 }
 
 func demoTraffic(t *testing.T, client *topo.Host, n int, say func(string, ...any)) map[string]int {

@@ -509,12 +509,7 @@ func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {
 	case a.IsUnspecified() || a.IsMulticast():
 		v.errorf(config.Join(rp, "address"), "%s cannot be a real server", a)
 	default:
-		a = a.Unmap()
-		if ipvs.FamilyOf(a) != vs.family {
-			v.errorf(config.Join(rp, "address"), "%s real server %s behind an %s service (IPVS cannot mix families here)", famName(ipvs.FamilyOf(a)), a, famName(vs.family))
-		} else {
-			rs.addr = a
-		}
+		rs.addr = a.Unmap()
 	}
 	if rs.Forwarding == "" {
 		rs.forward = vs.forward
@@ -522,6 +517,10 @@ func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {
 		v.errorf(config.Join(rp, "forwarding"), "unknown forwarding %q (want dr, nat or tun)", rs.Forwarding)
 	} else {
 		rs.forward = f
+	}
+	if err := mixedFamily(vs, rs); err != nil {
+		v.errorf(config.Join(rp, "address"), "%v", err)
+		rs.addr = netip.Addr{}
 	}
 	if rs.Weight == nil {
 		w := int64(DefaultWeight)

@@ -30,7 +30,7 @@ func FromIpvsadm(r io.Reader, name string, opts Options) (*Result, error) {
 		v := fromService(se)
 		if len(v.real) == 0 && len(se.Dests) > 0 {
 			return nil, fmt.Errorf("import ipvsadm rules: %w", &ipvsadm.ParseError{Pos: rules.Where(se),
-				Msg: fmt.Sprintf("none of the %d real servers of this service can be imported (the director does not mix address families in one service yet): refusing to write an empty service", len(se.Dests))})
+				Msg: fmt.Sprintf("none of the %d real servers of this service can be imported (only tun real servers may be of the other address family): refusing to write an empty service", len(se.Dests))})
 		}
 		d.services = append(d.services, v)
 	}
@@ -115,8 +115,8 @@ func fromService(se ipvs.ServiceEntry) vsOut {
 				rs.comments = append(rs.comments, fmt.Sprintf("tunnel checksum flags %#x (not mapped yet)", d.TunFlags))
 			}
 		}
-		if ipvs.FamilyOf(d.Addr) != familyOf(v) {
-			v.comments = append(v.comments, fmt.Sprintf("real server %s (%s, weight %d) not mapped: the director does not mix address families in one service yet",
+		if ipvs.FamilyOf(d.Addr) != familyOf(v) && d.Forward != ipvs.Tunnel {
+			v.comments = append(v.comments, fmt.Sprintf("real server %s (%s, weight %d) not mapped: only tun real servers may be of the other address family",
 				netip.AddrPortFrom(d.Addr, d.Port), rs.forwarding, d.Weight))
 			continue
 		}

@@ -903,8 +903,8 @@ func (rs *kaRS) out(vs *kaVS, v *vsOut, six bool) (rsOut, string) {
 			r.comments = append(r.comments, fmt.Sprintf("tunnel checksum option %s (not mapped yet)", rs.fwd.csum))
 		}
 	}
-	if rs.addr.Is6() != six {
-		return r, fmt.Sprintf("real_server %s (line %d) not mapped: the director does not mix address families in one service",
+	if rs.addr.Is6() != six && rs.fwd.method != "tun" {
+		return r, fmt.Sprintf("real_server %s (line %d) not mapped: only tun real servers may be of the other address family",
 			strings.Join(rs.node.args(), " "), rs.node.line())
 	}
 	switch {

@@ -57,6 +57,8 @@ type Settings struct {
 	// VIPInterface receives the VIPs of services with bind_vip.
 	VIPInterface string  `yaml:"vip_interface"`
 	Sysctls      Sysctls `yaml:"sysctls"`
+	// Timeouts are the connection timeouts (config_timeouts.go).
+	Timeouts *Timeouts `yaml:"timeouts"`
 }
 
 // FWMarkRange is an inclusive range of firewall marks.
@@ -133,6 +135,8 @@ type Persistence struct {
 	// Netmask groups clients: a dotted IPv4 mask, an IPv6 mask, or a
 	// prefix length ("24", "/64").
 	Netmask string `yaml:"netmask"`
+	// Engine is a persistence engine (config_pe.go).
+	Engine string `yaml:"engine"`
 }
 
 // RealServer is one backend of a virtual service.
@@ -229,6 +233,7 @@ func (c *Config) validate(doc *config.Doc) error {
 	} else if d.AutoFWMark.Last < d.AutoFWMark.First {
 		v.errorf("director.auto_fwmark", "last (%d) must not be below first (%d)", d.AutoFWMark.Last, d.AutoFWMark.First)
 	}
+	v.timeouts(d.Timeouts)
 	if m := d.Sysctls.ConnReuseMode; m != nil && (*m < 0 || *m > 3) {
 		v.errorf("director.sysctls.conn_reuse_mode", "must be from 0 to 3, got %d", *m)
 	}
@@ -469,6 +474,8 @@ func (v *validator) service(vs *VirtualService, p string) {
 			}
 		}
 	}
+
+	v.persistenceEngine(vs, p)
 
 	// Forwarding default for the real servers.
 	if vs.Forwarding == "" {

@@ -271,6 +271,11 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 	if err := e.setSysctls(cfg, p.nat4, p.nat6); err != nil {
 		return nil, err
 	}
+	if !same || !sameTimeouts(cfg.Director.Timeouts, last.cfg.Director.Timeouts) {
+		if err := e.setTimeouts(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("set IPVS timeouts: %w", err)
+		}
+	}
 	acked, skipped, err := e.send(ctx, p.ops)
 	e.cnt.OpsApplied += uint64(len(acked))
 	if err != nil {
@@ -433,6 +438,9 @@ func (e *Engine) Down(ctx context.Context) ([]ipvs.Op, error) {
 		}
 	}
 	if err := e.unbindVIPs(rec); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.restoreTimeouts(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if e.deps.Sysctls != nil {

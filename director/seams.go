@@ -44,4 +44,6 @@ type Deps struct {
 	Sysctls SysctlStore
 	Host    Host
 	Log     *slog.Logger
+	// Timeouts sets director.timeouts (timeouts.go); nil when unused.
+	Timeouts TimeoutStore
 }

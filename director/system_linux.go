@@ -29,7 +29,7 @@ func OpenSystem(cfg *Config, log *slog.Logger) (e *Engine, close func() error, e
 		k.Close()
 		return nil, nil, err
 	}
-	deps := Deps{Kernel: k, Sysctls: sc, Host: host, Log: log}
+	deps := Deps{Kernel: k, Sysctls: sc, Host: host, Log: log, Timeouts: k}
 	closeAll := func() error { host.Close(); return k.Close() }
 	if m, err := openMarker(cfg.Director.NFTable); err != nil {
 		log.Warn("nftables unavailable: ports: services cannot be marked", "error", err)

@@ -86,7 +86,7 @@ func fromService(se ipvs.ServiceEntry) vsOut {
 		}
 	}
 	if se.PE != "" {
-		v.comments = append(v.comments, fmt.Sprintf("persistence engine %s (not mapped yet)", se.PE))
+		v.setPE(se.PE, "--pe "+se.PE)
 	}
 	for _, d := range se.Dests {
 		rs := rsOut{

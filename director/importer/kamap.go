@@ -148,6 +148,7 @@ type kaVS struct {
 	ops         bool
 	fwd         kaFwd
 	persistence uint32
+	pe, peText  string // persistence_engine and its line
 	granularity string
 	protocol    string
 	weight      int64
@@ -302,7 +303,7 @@ func (vs *kaVS) keyword(c *kaNode) error {
 			vs.persistence = 360
 		}
 	case "persistence_engine":
-		vs.comments = append(vs.comments, fmt.Sprintf("%s (persistence engine not mapped yet)", c.text()))
+		vs.pe, vs.peText = c.arg(1), c.text()
 	case "ops":
 		vs.ops = true
 	case "sh-port", "sh-fallback", "mh-port", "mh-fallback":
@@ -856,6 +857,9 @@ func (vs *kaVS) finish() ([]vsOut, string, error) {
 		six := v.family6 || v.vip.Is6()
 		if v.persistent {
 			v.netmask = vs.netmask(six)
+		}
+		if vs.pe != "" {
+			v.setPE(vs.pe, vs.peText)
 		}
 		for _, rs := range vs.reals {
 			r, skip := rs.out(vs, &v, six)

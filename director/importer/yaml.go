@@ -23,6 +23,7 @@ type vsOut struct {
 	persistent bool
 	timeout    uint32
 	netmask    string
+	pe         string // persistence engine
 	onePacket  bool
 	forwarding string
 	real       []rsOut
@@ -107,6 +108,22 @@ func str(s string) string {
 		}
 	}
 	return strconv.Quote(s)
+}
+
+// setPE maps a persistence engine (text is the input that names it): the
+// director knows the kernel's sip engine, on persistent UDP and
+// firewall-mark services.
+func (v *vsOut) setPE(pe, text string) {
+	switch {
+	case pe != "sip":
+		v.comments = append(v.comments, fmt.Sprintf("%s (not mapped: unknown persistence engine; the kernel has sip)", text))
+	case !v.persistent:
+		v.comments = append(v.comments, fmt.Sprintf("%s (not mapped: the kernel consults an engine on persistent services only)", text))
+	case v.protocol != "" && v.protocol != "udp":
+		v.comments = append(v.comments, fmt.Sprintf("%s (not mapped: the sip engine reads SIP over UDP, this service is %s)", text, v.protocol))
+	default:
+		v.pe = pe
+	}
 }
 
 // defaultForward picks the service forwarding: the method most real
@@ -234,7 +251,9 @@ func (d *docOut) render() []byte {
 			}
 			fmt.Fprintf(&b, "    scheduler_flags: [%s]\n", strings.Join(flags, ", "))
 		}
-		if v.persistent {
+		if v.persistent && v.pe != "" {
+			fmt.Fprintf(&b, "    persistence: {timeout: %ds, netmask: %s, engine: %s}\n", v.timeout, strconv.Quote(v.netmask), str(v.pe))
+		} else if v.persistent {
 			fmt.Fprintf(&b, "    persistence: {timeout: %ds, netmask: %s}\n", v.timeout, strconv.Quote(v.netmask))
 		}
 		if v.onePacket {

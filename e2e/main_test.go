@@ -72,8 +72,11 @@ func runInVM() int {
 		}
 	}
 	var extra []string
-	if os.Getenv("LVS_LAB_KEEPALIVED") == "1" || flag.Lookup("test.bench").Value.String() != "" {
-		// keepalived and its libraries double the initramfs: only for benchmarks.
+	if run := flag.Lookup("test.run").Value.String(); os.Getenv("LVS_LAB_KEEPALIVED") == "1" ||
+		flag.Lookup("test.bench").Value.String() != "" || run == "" || strings.Contains(run, "ImportRoundTrip") {
+		// keepalived and its libraries double the initramfs: only for
+		// benchmarks and the importer round trip (which runs keepalived on
+		// the samples).
 		extra = append(extra, "/usr/sbin/keepalived")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

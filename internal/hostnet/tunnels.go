@@ -1,11 +1,13 @@
 package hostnet
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,8 +55,28 @@ func fouFamily(f Fou) int {
 	return unix.AF_INET
 }
 
+// addFou adds a GUE port as "ip fou add port PORT gue" does: port, type
+// and family, without the IP protocol attribute (netlink.FouAdd sends
+// protocol 0 for GUE, which the kernel refuses with ERANGE).
 func (k *NetlinkKernel) addFou(f Fou) error {
-	return k.h.FouAdd(netlink.Fou{Family: fouFamily(f), Port: int(f.Port), EncapType: netlink.FOU_ENCAP_GUE})
+	fam, err := netlink.FouFamilyId()
+	if err != nil {
+		return fmt.Errorf("FOU (is the fou module loaded?): %w", err)
+	}
+	req := nl.NewNetlinkRequest(fam, unix.NLM_F_ACK)
+	port := make([]byte, 2)
+	binary.BigEndian.PutUint16(port, f.Port)
+	raw := []byte{netlink.FOU_CMD_ADD, 1, 0, 0}
+	for _, a := range []*nl.RtAttr{
+		nl.NewRtAttr(netlink.FOU_ATTR_PORT, port),
+		nl.NewRtAttr(netlink.FOU_ATTR_TYPE, []byte{netlink.FOU_ENCAP_GUE}),
+		nl.NewRtAttr(netlink.FOU_ATTR_AF, []byte{uint8(fouFamily(f))}),
+	} {
+		raw = append(raw, a.Serialize()...)
+	}
+	req.AddRawData(raw)
+	_, err = req.Execute(unix.NETLINK_GENERIC, 0)
+	return err
 }
 
 func (k *NetlinkKernel) delFou(f Fou) error {

@@ -81,8 +81,12 @@ func runInVM() int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	files := map[string]string{"/usr/sbin/lvs-node": bin, "/lab/e2e.test": self}
+	if err := addImporterSamples(files); err != nil {
+		return fail(err)
+	}
 	res, err := lab.Run(ctx, lab.Config{
-		Files:        map[string]string{"/usr/sbin/lvs-node": bin, "/lab/e2e.test": self},
+		Files:        files,
 		Command:      args,
 		Env:          env,
 		HostBinaries: extra,

@@ -2,6 +2,8 @@ package lab
 
 import (
 	"bufio"
+	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -144,12 +146,17 @@ func (p *packer) file(name, src string) error {
 }
 
 // binary copies an executable and, when it is dynamically linked, the
-// libraries ldd names and the program interpreter.
+// libraries ldd names and the program interpreter. A file that is not ELF
+// (a script, a data file) is copied as it is.
 func (p *packer) binary(name, src string) error {
 	if err := p.file(name, src); err != nil {
 		return err
 	}
 	dyn, err := isDynamic(src)
+	var notELF *elf.FormatError
+	if errors.As(err, &notELF) {
+		return nil // a plain file, copied as it is
+	}
 	if err != nil || !dyn {
 		return err
 	}

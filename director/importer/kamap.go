@@ -858,6 +858,13 @@ func (vs *kaVS) finish() ([]vsOut, string, error) {
 		if v.persistent {
 			v.netmask = vs.netmask(six)
 		}
+		if vs.group != "" && vs.granularity != "" {
+			// keepalived 2.2.7 programs a group's services with the
+			// default mask (seen in the lab: -M is missing from the
+			// table, for fwmark and address entries alike).
+			v.netmask = (&kaVS{}).netmask(six)
+			v.comments = append(v.comments, fmt.Sprintf("persistence_granularity %s (not mapped: keepalived ignores it in a virtual_server group and uses %s)", vs.granularity, v.netmask))
+		}
 		if vs.pe != "" {
 			v.setPE(vs.pe, vs.peText)
 		}

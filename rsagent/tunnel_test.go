@@ -98,6 +98,22 @@ func TestTunnelRejects(t *testing.T) {
 	if f.adds != 0 {
 		t.Errorf("a refused up changed the host")
 	}
+	// Without the fou module a gue VIP is refused before any change.
+	f2 := newFake(t)
+	c2, doc2 := loadYAML(t, t.TempDir(), "realserver:\n  state_dir: STATE\n  vips:\n    - {address: 10.0.0.102, mode: tun, tunnel: gue, tunnel_port: 6080}\n")
+	a2 := newAgent(t, f2, c2, doc2)
+	before := f2.String()
+	if _, err := a2.Up(); err == nil || !strings.Contains(err.Error(), "realserver.vips[0].tunnel: gue needs the fou module: fake kernel: modprobe: module fou not found") {
+		t.Errorf("missing fou: %v", err)
+	}
+	// The preflight loaded ipip (tunl0 appears, as modprobe does) and
+	// changed nothing else.
+	if after := strings.Replace(f2.String(), "ip link add tunl0 type ipip\nip link set tunl0 down\n", "", 1); !strings.HasPrefix(after, strings.Split(before, "sysctl")[0]) {
+		t.Errorf("a refused up changed the host:\n%s\nbefore:\n%s", after, before)
+	}
+	if f2.adds != 0 {
+		t.Errorf("a refused up made %d changes", f2.adds)
+	}
 	for _, tc := range []struct{ vip, want string }{
 		{"{address: 10.0.0.1, mode: tun, tunnel: gue}", "realserver.vips[0].tunnel: a gue tunnel needs tunnel_port"},
 		{"{address: 10.0.0.1, mode: tun, tunnel_port: 5}", "realserver.vips[0].tunnel_port: tunnel_port applies to gue tunnels only"},

@@ -34,6 +34,10 @@ func FromIpvsadm(r io.Reader, name string, opts Options) (*Result, error) {
 		}
 		d.services = append(d.services, v)
 	}
+	if t, ok := rules.Timeouts(); ok {
+		d.timeouts, d.timeoutsFrom = &t, "Connection timeouts, as ipvsadm --set gives them."
+
+	}
 	for _, n := range notes {
 		d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s (%s)", n.line, n.text, n.reason))
 	}

@@ -61,6 +61,9 @@ func FromKeepalived(r io.Reader, name string, opts Options) (*Result, error) {
 		case "vrrp_instance", "vrrp_sync_group", "vrrp_script", "vrrp_track_process", "vrrp_track_file":
 			d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s %s (VRRP is not run by lvs-node)", n.line(), n.keyword(), strings.Join(n.args(), " ")))
 		default:
+			if n.keyword() == "global_defs" {
+				d.globalDefs(n)
+			}
 			d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s (not mapped)", n.line(), summarize(n)))
 		}
 	}

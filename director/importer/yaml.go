@@ -61,9 +61,11 @@ type rsOut struct {
 
 // docOut is the whole director.yaml.
 type docOut struct {
-	header   []string
-	services []vsOut
-	trailer  []string
+	header       []string
+	timeouts     *ipvsadm.SetTimeouts // connection timeouts (timeouts.go)
+	timeoutsFrom string               // where they come from, said above them
+	services     []vsOut
+	trailer      []string
 }
 
 func comment(b *strings.Builder, indent, text string) {
@@ -228,6 +230,7 @@ func (d *docOut) render() []byte {
 	for _, h := range d.header {
 		comment(&b, "", h)
 	}
+	writeDirector(&b, d.timeouts, d.timeoutsFrom)
 	if len(d.services) == 0 {
 		b.WriteString("virtual_services: []\n")
 	} else {

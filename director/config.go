@@ -56,6 +56,8 @@ type Settings struct {
 	// VIPInterface receives the VIPs of services with bind_vip.
 	VIPInterface string  `yaml:"vip_interface"`
 	Sysctls      Sysctls `yaml:"sysctls"`
+	// Timeouts are the connection timeouts (config_timeouts.go).
+	Timeouts *Timeouts `yaml:"timeouts"`
 }
 
 // Sysctls are the kernel settings the director manages. A nil value
@@ -130,6 +132,8 @@ type Persistence struct {
 	// Netmask groups clients: a dotted IPv4 mask, an IPv6 mask, or a
 	// prefix length ("24", "/64").
 	Netmask string `yaml:"netmask"`
+	// Engine is a persistence engine (config_pe.go).
+	Engine string `yaml:"engine"`
 }
 
 // RealServer is one backend of a virtual service.
@@ -217,6 +221,7 @@ func (c *Config) validate(doc *config.Doc) error {
 	if d.VIPInterface == "" {
 		d.VIPInterface = DefaultVIPInterface
 	}
+	v.timeouts(d.Timeouts)
 	if m := d.Sysctls.ConnReuseMode; m != nil && (*m < 0 || *m > 3) {
 		v.errorf("director.sysctls.conn_reuse_mode", "must be from 0 to 3, got %d", *m)
 	}
@@ -458,6 +463,8 @@ func (v *validator) service(vs *VirtualService, p string) {
 		}
 	}
 
+	v.persistenceEngine(vs, p)
+
 	// Forwarding default for the real servers.
 	if vs.Forwarding == "" {
 		vs.Forwarding = DefaultForwarding
@@ -498,12 +505,7 @@ func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {
 	case a.IsUnspecified() || a.IsMulticast():
 		v.errorf(config.Join(rp, "address"), "%s cannot be a real server", a)
 	default:
-		a = a.Unmap()
-		if ipvs.FamilyOf(a) != vs.family {
-			v.errorf(config.Join(rp, "address"), "%s real server %s behind an %s service (IPVS cannot mix families here)", famName(ipvs.FamilyOf(a)), a, famName(vs.family))
-		} else {
-			rs.addr = a
-		}
+		rs.addr = a.Unmap()
 	}
 	if rs.Forwarding == "" {
 		rs.forward = vs.forward
@@ -511,6 +513,10 @@ func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {
 		v.errorf(config.Join(rp, "forwarding"), "unknown forwarding %q (want dr, nat, tun or fullnat)", rs.Forwarding)
 	} else {
 		rs.forward = f
+	}
+	if err := mixedFamily(vs, rs); err != nil {
+		v.errorf(config.Join(rp, "address"), "%v", err)
+		rs.addr = netip.Addr{}
 	}
 	if rs.Weight == nil {
 		w := int64(DefaultWeight)

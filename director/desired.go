@@ -46,6 +46,9 @@ func Desired(cfg *Config, marks map[string]uint32, in *Inputs) (*Plan, error) {
 			Timeout:    vs.timeout,
 			Netmask:    vs.netmask,
 		}
+		if vs.Persistence != nil {
+			svc.PE = vs.Persistence.Engine
+		}
 		switch {
 		case vs.FWMark != nil:
 			svc.FWMark = *vs.FWMark

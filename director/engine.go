@@ -273,6 +273,11 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 	if err := e.setFullNAT(cfg, true, !p.belief); err != nil {
 		return nil, err
 	}
+	if !same || !sameTimeouts(cfg.Director.Timeouts, last.cfg.Director.Timeouts) {
+		if err := e.setTimeouts(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("set IPVS timeouts: %w", err)
+		}
+	}
 	// A service whose mark changes is deleted only once the rules set
 	// the new mark: its new service exists first.
 	ops, later := p.ops, []ipvs.Op(nil)
@@ -457,6 +462,9 @@ func (e *Engine) Down(ctx context.Context) ([]ipvs.Op, error) {
 		errs = append(errs, err)
 	}
 	if err := e.unbindVIPs(rec); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.restoreTimeouts(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if e.deps.Sysctls != nil {

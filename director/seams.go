@@ -52,4 +52,6 @@ type Deps struct {
 	Caps    KernelCaps
 	FullNAT FullNATKernel // nil when nftables or eBPF is unavailable
 	Log     *slog.Logger
+	// Timeouts sets director.timeouts (timeouts.go); nil when unused.
+	Timeouts TimeoutStore
 }

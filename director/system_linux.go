@@ -46,7 +46,7 @@ func openSystem(cfg *Config, log *slog.Logger) (*Engine, func() error, error) {
 		k.Close()
 		return nil, nil, err
 	}
-	deps := Deps{Kernel: k, Sysctls: sc, Host: host, Caps: ipvs.NewKernelFiles("/"), Log: log}
+	deps := Deps{Kernel: k, Sysctls: sc, Host: host, Caps: ipvs.NewKernelFiles("/"), Log: log, Timeouts: k}
 	closeAll := func() error { host.Close(); return k.Close() }
 	if m, err := openMarker(cfg.Director.NFTable); err != nil {
 		log.Warn("nftables unavailable: ports: services cannot be marked", "error", err)

@@ -73,8 +73,11 @@ func runInVM() int {
 		}
 	}
 	var extra []string
-	if os.Getenv("LVS_LAB_KEEPALIVED") == "1" || flag.Lookup("test.bench").Value.String() != "" {
-		// keepalived and its libraries double the initramfs: only for benchmarks.
+	if run := flag.Lookup("test.run").Value.String(); os.Getenv("LVS_LAB_KEEPALIVED") == "1" ||
+		flag.Lookup("test.bench").Value.String() != "" || run == "" || strings.Contains(run, "ImportRoundTrip") {
+		// keepalived and its libraries double the initramfs: only for
+		// benchmarks and the importer round trip (which runs keepalived on
+		// the samples).
 		extra = append(extra, "/usr/sbin/keepalived")
 	}
 	if runsHATests(flag.Lookup("test.run").Value.String()) {
@@ -82,8 +85,12 @@ func runInVM() int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	files := map[string]string{"/usr/sbin/lvs-node": bin, "/lab/e2e.test": self}
+	if err := addImporterSamples(files); err != nil {
+		return fail(err)
+	}
 	res, err := lab.Run(ctx, lab.Config{
-		Files:        map[string]string{"/usr/sbin/lvs-node": bin, "/lab/e2e.test": self},
+		Files:        files,
 		Command:      args,
 		Env:          env,
 		HostBinaries: extra,

@@ -2,6 +2,8 @@ package lab
 
 import (
 	"bufio"
+	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +17,39 @@ import (
 )
 
 // hostBinaries are copied into every VM, with their libraries.
-func hostBinaries() []string { return []string{"/usr/sbin/ipvsadm", "/sbin/ip"} }
+func hostBinaries() []string { return []string{"/usr/sbin/ipvsadm", "/sbin/ip", "/bin/bash"} }
+
+// guestFiles are small files every VM gets, for the director scripts that
+// the importer tests run as they are: LSB init scripts source
+// init-functions, scripts call /sbin/ipvsadm and sudo (the VM runs as
+// root), and ipvsadm looks port names up in /etc/services (added from
+// the host when it has one).
+func guestFiles() map[string]string {
+	return map[string]string{
+		"lib/lsb/init-functions": `# init-functions for the lab: the LSB message functions, printing only.
+log_success_msg() { echo "$@"; }
+log_failure_msg() { echo "$@"; }
+log_warning_msg() { echo "$@"; }
+log_action_msg() { echo "$@"; }
+log_begin_msg() { echo -n "$@"; }
+log_end_msg() { echo; return "$1"; }
+log_daemon_msg() { echo -n "$@"; }
+log_progress_msg() { echo -n " $@"; }
+`,
+		"usr/bin/sudo": `#!/bin/sh
+# sudo for the lab VM, where everything runs as root: drop the options.
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-u|-g|-C|-D|-h|-p|-r|-t|-U) shift 2 ;;
+	--) shift; break ;;
+	-*) shift ;;
+	*) break ;;
+	esac
+done
+exec "$@"
+`,
+	}
+}
 
 // HAPeers are the peers of the director HA tests, Debian's keepalived
 // (VRRP) and bird2 (BGP and BFD: bird and birdc), all dynamically linked:
@@ -120,12 +154,17 @@ func (p *packer) file(name, src string) error {
 }
 
 // binary copies an executable and, when it is dynamically linked, the
-// libraries ldd names and the program interpreter.
+// libraries ldd names and the program interpreter. A file that is not ELF
+// (a script, a data file) is copied as it is.
 func (p *packer) binary(name, src string) error {
 	if err := p.file(name, src); err != nil {
 		return err
 	}
 	dyn, err := isDynamic(src)
+	var notELF *elf.FormatError
+	if errors.As(err, &notELF) {
+		return nil // a plain file, copied as it is
+	}
 	if err != nil || !dyn {
 		return err
 	}
@@ -209,6 +248,29 @@ func buildInitramfs(dst, release string, cfg Config) error {
 	}
 	if err := p.bytes("etc/group", []byte("root:x:0:\nnogroup:x:65534:\n"), 0o644); err != nil {
 		return err
+	}
+	if _, err := os.Stat("/etc/services"); err == nil {
+		if err := p.file("etc/services", "/etc/services"); err != nil {
+			return err
+		}
+	}
+	if err := p.binary("sbin/ipvsadm", "/usr/sbin/ipvsadm"); err != nil {
+		return err
+	}
+	extra := guestFiles()
+	names := make([]string, 0, len(extra))
+	for n := range extra {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		mode := cpio.FileMode(0o644)
+		if strings.HasPrefix(extra[n], "#!") {
+			mode = 0o755
+		}
+		if err := p.bytes(n, []byte(extra[n]), mode); err != nil {
+			return err
+		}
 	}
 	if err := p.w.Close(); err != nil {
 		return err

@@ -136,6 +136,14 @@ func (a *Agent) up(cfg *Config, doc *config.Doc) ([]string, error) {
 			return changes, err
 		}
 	}
+	for _, f := range d.fous {
+		if hasFou(snap, f) {
+			continue
+		}
+		if err := a.add(f, func(r *hostnet.Record) { r.Fous = hostnet.AppendNew(r.Fous, f) }, note); err != nil {
+			return changes, err
+		}
+	}
 	for _, s := range d.sysDev {
 		if err := a.setSysctl(s, note); err != nil {
 			return changes, err
@@ -163,6 +171,11 @@ func (a *Agent) up(cfg *Config, doc *config.Doc) ([]string, error) {
 			rec.Routes = hostnet.AppendNew(rec.Routes, r)
 		}, note); err != nil {
 			return changes, err
+		}
+	}
+	if len(changes) > 0 {
+		for _, n := range d.notes {
+			a.log.Info("tunnel MTU", "note", n)
 		}
 	}
 	return changes, nil

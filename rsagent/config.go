@@ -81,6 +81,10 @@ type VIP struct {
 	// Routes are the prefixes sent through Gateway (NAT); empty means the
 	// default route.
 	Routes []string `yaml:"routes"`
+	// Tunnel is how a tun VIP arrives: ipip (default), gue, gre or
+	// ip6tnl; TunnelPort is the FOU/GUE port of gue (tunnel.go).
+	Tunnel     string `yaml:"tunnel"`
+	TunnelPort uint16 `yaml:"tunnel_port"`
 
 	// Parsed values, filled by LoadConfig.
 	Addr      netip.Addr     `yaml:"-"`
@@ -217,9 +221,7 @@ func Validate(c *Config, doc *config.Doc) error {
 				add(doc.Errorf(key("interface"), "want lo or dummy, got %q", v.Interface))
 			}
 		}
-		if v.Mode == ModeTUN && v.Addr.Is6() {
-			add(doc.Errorf(key("address"), "tun mode uses ipip and carries IPv4 VIPs only"))
-		}
+		validateTunnel(v, p, doc, add)
 		if v.Mode != ModeNAT {
 			if v.Gateway != "" {
 				add(doc.Errorf(key("gateway"), "gateway applies to nat VIPs only"))

@@ -27,7 +27,7 @@ func TestLoadConfigErrors(t *testing.T) {
     - {address: 10.0.0.5, mode: dsr}
     - {address: 192.168.50.100, mode: nat}
     - {address: 192.168.50.101, mode: nat, gateway: "fd00::1"}
-    - {address: "fd00::5", mode: tun}
+    - {address: "fd00::5", mode: tun, tunnel: vxlan}
     - {address: 10.0.0.6, mode: dr, gateway: 10.0.0.1}
     - {address: 10.0.0.7, mode: nat, gateway: 10.0.0.1, routes: [192.0.2.1/24]}
     - {address: 10.0.0.8, mode: dr, interface: eth0}
@@ -41,7 +41,7 @@ listen: {metrics: "9723"}
 			":8:27: realserver.vips[3].mode: want dr, tun or nat, got \"dsr\"",
 			":9:7: realserver.vips[4].gateway: a nat VIP needs gateway",
 			":10:44: realserver.vips[5].gateway: gateway fd00::1 and VIP 192.168.50.101 are of different address families",
-			":11:8: realserver.vips[6].address: tun mode uses ipip and carries IPv4 VIPs only",
+			":11:39: realserver.vips[6].tunnel: want ipip, gue, gre or ip6tnl, got \"vxlan\"",
 			":12:37: realserver.vips[7].gateway: gateway applies to nat VIPs only",
 			":13:66: realserver.vips[8].routes[0]: 192.0.2.1/24 has host bits set; did you mean 192.0.2.0/24?",
 			":14:37: realserver.vips[9].interface: want lo or dummy, got \"eth0\"",

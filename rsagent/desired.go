@@ -2,6 +2,8 @@ package rsagent
 
 import (
 	"net/netip"
+
+	"github.com/lvs-node/lvs-node/internal/hostnet"
 	"slices"
 	"strconv"
 )
@@ -12,14 +14,17 @@ func (s kv) String() string { return "sysctl -w " + s.key + "=" + s.value }
 
 // desired is the complete state a configuration asks for.
 type desired struct {
-	links     []Link
-	ups       []LinkUp
-	sysAll    []kv // on all: applied before anything else
-	sysDev    []kv // per device: applied once the devices exist
-	addrs     []Addr
-	routes    []Route
-	devOfVIP  map[netip.Addr]string
-	ipipNeeds bool
+	links    []Link
+	ups      []LinkUp
+	sysAll   []kv // on all: applied before anything else
+	sysDev   []kv // per device: applied once the devices exist
+	addrs    []Addr
+	routes   []Route
+	devOfVIP map[netip.Addr]string
+	tunDevs  []tunDev      // tunnel devices and their modules (tunnel.go)
+	fous     []hostnet.Fou // FOU/GUE ports
+	rpDevs   []string      // tunnel devices that need rp_filter 0
+	notes    []string      // MTU notes of the tunnels
 }
 
 func confKey(dev, name string) string { return "net/ipv4/conf/" + dev + "/" + name }
@@ -47,11 +52,7 @@ func want(cfg *Config) desired {
 		case v.Mode == ModeDR:
 			dev = "lo"
 		case v.Mode == ModeTUN:
-			dev = tunl0
-			d.ipipNeeds = true
-			if !slices.Contains(d.ups, LinkUp{Name: tunl0}) {
-				d.ups = append(d.ups, LinkUp{Name: tunl0})
-			}
+			dev = d.tunnel(v)
 		case v.Mode == ModeNAT:
 			for _, p := range v.Prefixes {
 				r := Route{Dst: p, Gateway: v.GatewayIP}
@@ -82,12 +83,12 @@ func want(cfg *Config) desired {
 			arpDevs = append([]string{"lo"}, arpDevs...)
 		}
 	}
-	if d.ipipNeeds {
+	if len(d.rpDevs) > 0 {
 		d.sysAll = append(d.sysAll, kv{confKey("all", "rp_filter"), "0"})
 	}
 	for _, dev := range arpDevs {
 		d.sysDev = append(d.sysDev, kv{confKey(dev, "arp_ignore"), ign}, kv{confKey(dev, "arp_announce"), ann})
-		if dev == tunl0 {
+		if slices.Contains(d.rpDevs, dev) {
 			d.sysDev = append(d.sysDev, kv{confKey(dev, "rp_filter"), "0"})
 		}
 	}

@@ -14,10 +14,18 @@
 //     address of the interface it arrived on, so a VIP on lo or on a dummy
 //     interface is never advertised on the wire. The address is added with
 //     IFA_F_NODAD and no sysctl is changed for it.
-//   - tun: ipip is loaded (modprobe ipip) when tunl0 is missing, tunl0 is
-//     brought up and holds the VIP, rp_filter is set to 0 on tunl0 and on all
-//     (the kernel uses the larger of the two), and the ARP settings are
-//     applied to tunl0 as well. IPv4 only.
+//   - tun: the VIP sits on the device that unwraps its tunnel (tunnel.go),
+//     whose module is loaded when the device is missing: ipip (default,
+//     IPVS --tun-type ipip) on tunl0, or sit0 for an IPv6 VIP (IPv6 in
+//     IPv4); gue on the same device behind a FOU port (ip fou add port
+//     tunnel_port gue, recorded and removed on down); gre on gre0 (keyless
+//     GRE); ip6tnl, for an IPv6 real-server address behind an IPv4 or IPv6
+//     VIP (IPVS mixes families for tunnels), on lvs-ip6tnl, an ip6tnl device
+//     in external mode that lvs-node creates. The fallback devices are
+//     brought up; rp_filter is set to 0 on all and on each device that
+//     receives IPv4 (the kernel uses the larger of the two), and the ARP
+//     settings are applied to those devices as well. A note on the MTU
+//     (each tunnel's overhead) is logged when a tunnel is set up.
 //   - nat: the VIP lives on the director; the real server gets routes that
 //     send replies back through the director's gateway address: the default
 //     route, or the prefixes listed in routes. A route to the same prefix

@@ -1,6 +1,8 @@
 package rsagent
 
 import (
+	"github.com/lvs-node/lvs-node/internal/hostnet"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,7 +25,9 @@ type fakeKernel struct {
 	links    []LinkInfo
 	addrs    []Addr
 	routes   []Route
+	fous     []hostnet.Fou
 	modules  map[string]bool // available, not loaded
+	loaded   map[string]bool
 	watchers []chan struct{}
 	adds     int // successful Add/Del calls
 	// refuse holds the errors Add returns for objects (by their ip(8)
@@ -101,7 +105,7 @@ func (f *fakeKernel) mkConfErr(dev string) error {
 func (f *fakeKernel) Snapshot() (*Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &Snapshot{Links: slices.Clone(f.links), Addrs: slices.Clone(f.addrs), Routes: slices.Clone(f.routes)}, nil
+	return &Snapshot{Links: slices.Clone(f.links), Addrs: slices.Clone(f.addrs), Routes: slices.Clone(f.routes), Fous: slices.Clone(f.fous)}, nil
 }
 
 func (f *fakeKernel) link(name string) int {
@@ -140,6 +144,14 @@ func (f *fakeKernel) Add(obj Object) error {
 			o.Label = o.Dev
 		}
 		f.addrs = append(f.addrs, o)
+	case hostnet.Fou:
+		if !f.loaded["fou"] {
+			return fmt.Errorf("%w: generic netlink family fou not found", errFake)
+		}
+		if slices.Contains(f.fous, o) {
+			return fmt.Errorf("%w: fou port %d exists", errFake, o.Port)
+		}
+		f.fous = append(f.fous, o)
 	case Route:
 		if o.Gateway.IsValid() && !(&Snapshot{Links: f.links, Addrs: f.addrs}).Connected(o.Gateway) {
 			return fmt.Errorf("%w: network unreachable", errFake)
@@ -180,6 +192,10 @@ func (f *fakeKernel) Del(obj Object) error {
 		before := len(f.addrs)
 		f.addrs = slices.DeleteFunc(f.addrs, func(a Addr) bool { return a.Dev == o.Dev && a.Prefix == o.Prefix })
 		n = before - len(f.addrs)
+	case hostnet.Fou:
+		before := len(f.fous)
+		f.fous = slices.DeleteFunc(f.fous, func(x hostnet.Fou) bool { return x == o })
+		n = before - len(f.fous)
 	case Route:
 		before := len(f.routes)
 		f.routes = slices.DeleteFunc(f.routes, func(r Route) bool { return r.Key() == o.Key() && r.Gateway == o.Gateway })
@@ -222,15 +238,25 @@ func (f *fakeKernel) LoadModule(name string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.loaded[name] {
+		return nil
+	}
 	if !f.modules[name] {
 		return fmt.Errorf("%w: modprobe: module %s not found", errFake, name)
 	}
 	delete(f.modules, name)
-	if name == "ipip" {
-		if err := f.mkConfErr(tunl0); err != nil {
+	if f.loaded == nil {
+		f.loaded = map[string]bool{}
+	}
+	f.loaded[name] = true
+	// The fallback device each tunnel module creates.
+	fallback := map[string]LinkInfo{"ipip": {Name: tunl0, Kind: "ipip"}, "sit": {Name: "sit0", Kind: "sit"},
+		"ip_gre": {Name: "gre0", Kind: "gre"}, "ip6_tunnel": {Name: "ip6tnl0", Kind: "ip6tnl"}}
+	if l, ok := fallback[name]; ok {
+		if err := f.mkConfErr(l.Name); err != nil {
 			return err
 		}
-		f.links = append(f.links, LinkInfo{Name: tunl0, Kind: "ipip"})
+		f.links = append(f.links, l)
 	}
 	return nil
 }
@@ -252,6 +278,7 @@ func (f *fakeKernel) String() string {
 	}
 	lines = append(lines, sortedStrings(f.addrs)...)
 	lines = append(lines, sortedStrings(f.routes)...)
+	lines = append(lines, sortedStrings(f.fous)...)
 	var sys []string
 	_ = filepath.WalkDir(f.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -1,40 +1,20 @@
 package rsagent
 
 import (
-	"fmt"
-
 	"github.com/lvs-node/lvs-node/internal/config"
 )
 
 // preflight checks what needs the live host, before any change. It may
-// load the ipip module. It returns the (possibly refreshed) snapshot.
+// load the tunnel modules (ipip, sit, ip_gre, ip6_tunnel, fou). It
+// returns the (possibly refreshed) snapshot.
 func (a *Agent) preflight(cfg *Config, doc *config.Doc, d desired, snap *Snapshot) (*Snapshot, error) {
 	var errs config.Errors
 	rs := cfg.Realserver
-	if d.ipipNeeds {
-		if _, ok := snap.Link(tunl0); !ok {
-			var loadErr error
-			if loadErr = a.k.LoadModule("ipip"); loadErr == nil {
-				s, err := a.k.Snapshot()
-				if err != nil {
-					return nil, err
-				}
-				snap = s
-			}
-			if _, ok := snap.Link(tunl0); !ok {
-				msg := "ipip is unavailable: tunl0 is missing"
-				if loadErr != nil {
-					msg += fmt.Sprintf(" and %v", loadErr)
-				}
-				for i, v := range rs.VIPs {
-					if v.Mode == ModeTUN {
-						errs = append(errs, doc.Errorf(config.Join(config.Index("realserver.vips", i), "mode"), "%s", msg))
-						break
-					}
-				}
-			}
-		}
+	snap, tunErrs, err := a.tunnelPreflight(cfg, doc, d, snap)
+	if err != nil {
+		return nil, err
 	}
+	errs = append(errs, tunErrs...)
 	for i, name := range rs.ARP.Interfaces {
 		if _, ok := snap.Link(name); !ok {
 			errs = append(errs, doc.Errorf(config.Index("realserver.arp.interfaces", i), "this host has no interface %s", name))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/lvs-node/lvs-node/internal/hostnet"
 	"github.com/lvs-node/lvs-node/internal/sysctls"
@@ -14,7 +15,7 @@ import (
 func (a *Agent) dropStale(d desired, snap *Snapshot, note func(fmt.Stringer)) error {
 	var errs []error
 	keep := a.led.Rec.Clone()
-	keep.Routes, keep.Addrs, keep.Ups, keep.Links = nil, nil, nil, nil
+	keep.Routes, keep.Addrs, keep.Ups, keep.Links, keep.Fous = nil, nil, nil, nil, nil
 	for _, r := range a.led.Rec.Routes {
 		if slices.ContainsFunc(d.routes, func(o Route) bool { return o.Key() == r.Key() }) {
 			keep.Routes = append(keep.Routes, r)
@@ -33,6 +34,16 @@ func (a *Agent) dropStale(d desired, snap *Snapshot, note func(fmt.Stringer)) er
 		if err := a.del(x, snap.HasAddr(x), note); err != nil {
 			errs = append(errs, err)
 			keep.Addrs = append(keep.Addrs, x)
+		}
+	}
+	for _, f := range a.led.Rec.Fous {
+		if slices.Contains(d.fous, f) {
+			keep.Fous = append(keep.Fous, f)
+			continue
+		}
+		if err := a.del(f, hasFou(snap, f), note); err != nil {
+			errs = append(errs, err)
+			keep.Fous = append(keep.Fous, f)
 		}
 	}
 	for _, u := range a.led.Rec.Ups {
@@ -115,6 +126,8 @@ func (d deleted) String() string {
 		return fmt.Sprintf("ip addr del %s dev %s", o.Prefix, o.Dev)
 	case Route:
 		return "ip " + deleteRoute(o.String())
+	case hostnet.Fou:
+		return strings.Replace(strings.Replace(o.String(), "fou add", "fou del", 1), " gue", "", 1)
 	}
 	return "undo " + d.obj.String()
 }

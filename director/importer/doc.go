@@ -20,6 +20,10 @@
 //     only the director can tell (command output, its files, the
 //     environment) is an error where it would change the table.
 //
+// Connection timeouts (ipvsadm --set, keepalived's lvs_timeouts in
+// global_defs; timeouts.go) become director.timeouts; 0 leaves a timeout
+// as the kernel has it, as in both.
+//
 // What the director cannot express (VRRP, sync daemons, tunnel checksum
 // options, ...) is kept as a YAML comment next to the service or real
 // server it belongs to, or at the end of the file, with the line it came

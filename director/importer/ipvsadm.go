@@ -30,9 +30,13 @@ func FromIpvsadm(r io.Reader, name string, opts Options) (*Result, error) {
 		v := fromService(se)
 		if len(v.real) == 0 && len(se.Dests) > 0 {
 			return nil, fmt.Errorf("import ipvsadm rules: %w", &ipvsadm.ParseError{Pos: rules.Where(se),
-				Msg: fmt.Sprintf("none of the %d real servers of this service can be imported (the director does not mix address families in one service yet): refusing to write an empty service", len(se.Dests))})
+				Msg: fmt.Sprintf("none of the %d real servers of this service can be imported (only tun real servers may be of the other address family): refusing to write an empty service", len(se.Dests))})
 		}
 		d.services = append(d.services, v)
+	}
+	if t, ok := rules.Timeouts(); ok {
+		d.timeouts, d.timeoutsFrom = &t, "Connection timeouts, as ipvsadm --set gives them."
+
 	}
 	for _, n := range notes {
 		d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s (%s)", n.line, n.text, n.reason))
@@ -86,7 +90,7 @@ func fromService(se ipvs.ServiceEntry) vsOut {
 		}
 	}
 	if se.PE != "" {
-		v.comments = append(v.comments, fmt.Sprintf("persistence engine %s (not mapped yet)", se.PE))
+		v.setPE(se.PE, "--pe "+se.PE)
 	}
 	for _, d := range se.Dests {
 		rs := rsOut{
@@ -115,8 +119,8 @@ func fromService(se ipvs.ServiceEntry) vsOut {
 				rs.comments = append(rs.comments, fmt.Sprintf("tunnel checksum flags %#x (not mapped yet)", d.TunFlags))
 			}
 		}
-		if ipvs.FamilyOf(d.Addr) != familyOf(v) {
-			v.comments = append(v.comments, fmt.Sprintf("real server %s (%s, weight %d) not mapped: the director does not mix address families in one service yet",
+		if ipvs.FamilyOf(d.Addr) != familyOf(v) && d.Forward != ipvs.Tunnel {
+			v.comments = append(v.comments, fmt.Sprintf("real server %s (%s, weight %d) not mapped: only tun real servers may be of the other address family",
 				netip.AddrPortFrom(d.Addr, d.Port), rs.forwarding, d.Weight))
 			continue
 		}

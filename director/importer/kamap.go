@@ -61,6 +61,9 @@ func FromKeepalived(r io.Reader, name string, opts Options) (*Result, error) {
 		case "vrrp_instance", "vrrp_sync_group", "vrrp_script", "vrrp_track_process", "vrrp_track_file":
 			d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s %s (VRRP is not run by lvs-node)", n.line(), n.keyword(), strings.Join(n.args(), " ")))
 		default:
+			if n.keyword() == "global_defs" {
+				d.globalDefs(n)
+			}
 			d.trailer = append(d.trailer, fmt.Sprintf("line %d: %s (not mapped)", n.line(), summarize(n)))
 		}
 	}
@@ -148,6 +151,7 @@ type kaVS struct {
 	ops         bool
 	fwd         kaFwd
 	persistence uint32
+	pe, peText  string // persistence_engine and its line
 	granularity string
 	protocol    string
 	weight      int64
@@ -302,7 +306,7 @@ func (vs *kaVS) keyword(c *kaNode) error {
 			vs.persistence = 360
 		}
 	case "persistence_engine":
-		vs.comments = append(vs.comments, fmt.Sprintf("%s (persistence engine not mapped yet)", c.text()))
+		vs.pe, vs.peText = c.arg(1), c.text()
 	case "ops":
 		vs.ops = true
 	case "sh-port", "sh-fallback", "mh-port", "mh-fallback":
@@ -857,6 +861,16 @@ func (vs *kaVS) finish() ([]vsOut, string, error) {
 		if v.persistent {
 			v.netmask = vs.netmask(six)
 		}
+		if vs.group != "" && vs.granularity != "" {
+			// keepalived 2.2.7 programs a group's services with the
+			// default mask (seen in the lab: -M is missing from the
+			// table, for fwmark and address entries alike).
+			v.netmask = (&kaVS{}).netmask(six)
+			v.comments = append(v.comments, fmt.Sprintf("persistence_granularity %s (not mapped: keepalived ignores it in a virtual_server group and uses %s)", vs.granularity, v.netmask))
+		}
+		if vs.pe != "" {
+			v.setPE(vs.pe, vs.peText)
+		}
 		for _, rs := range vs.reals {
 			r, skip := rs.out(vs, &v, six)
 			if skip != "" {
@@ -903,8 +917,8 @@ func (rs *kaRS) out(vs *kaVS, v *vsOut, six bool) (rsOut, string) {
 			r.comments = append(r.comments, fmt.Sprintf("tunnel checksum option %s (not mapped yet)", rs.fwd.csum))
 		}
 	}
-	if rs.addr.Is6() != six {
-		return r, fmt.Sprintf("real_server %s (line %d) not mapped: the director does not mix address families in one service",
+	if rs.addr.Is6() != six && rs.fwd.method != "tun" {
+		return r, fmt.Sprintf("real_server %s (line %d) not mapped: only tun real servers may be of the other address family",
 			strings.Join(rs.node.args(), " "), rs.node.line())
 	}
 	switch {

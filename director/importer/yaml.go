@@ -23,6 +23,7 @@ type vsOut struct {
 	persistent bool
 	timeout    uint32
 	netmask    string
+	pe         string // persistence engine
 	onePacket  bool
 	forwarding string
 	real       []rsOut
@@ -60,9 +61,11 @@ type rsOut struct {
 
 // docOut is the whole director.yaml.
 type docOut struct {
-	header   []string
-	services []vsOut
-	trailer  []string
+	header       []string
+	timeouts     *ipvsadm.SetTimeouts // connection timeouts (timeouts.go)
+	timeoutsFrom string               // where they come from, said above them
+	services     []vsOut
+	trailer      []string
 }
 
 func comment(b *strings.Builder, indent, text string) {
@@ -107,6 +110,22 @@ func str(s string) string {
 		}
 	}
 	return strconv.Quote(s)
+}
+
+// setPE maps a persistence engine (text is the input that names it): the
+// director knows the kernel's sip engine, on persistent UDP and
+// firewall-mark services.
+func (v *vsOut) setPE(pe, text string) {
+	switch {
+	case pe != "sip":
+		v.comments = append(v.comments, fmt.Sprintf("%s (not mapped: unknown persistence engine; the kernel has sip)", text))
+	case !v.persistent:
+		v.comments = append(v.comments, fmt.Sprintf("%s (not mapped: the kernel consults an engine on persistent services only)", text))
+	case v.protocol != "" && v.protocol != "udp":
+		v.comments = append(v.comments, fmt.Sprintf("%s (not mapped: the sip engine reads SIP over UDP, this service is %s)", text, v.protocol))
+	default:
+		v.pe = pe
+	}
 }
 
 // defaultForward picks the service forwarding: the method most real
@@ -211,6 +230,7 @@ func (d *docOut) render() []byte {
 	for _, h := range d.header {
 		comment(&b, "", h)
 	}
+	writeDirector(&b, d.timeouts, d.timeoutsFrom)
 	if len(d.services) == 0 {
 		b.WriteString("virtual_services: []\n")
 	} else {
@@ -234,7 +254,9 @@ func (d *docOut) render() []byte {
 			}
 			fmt.Fprintf(&b, "    scheduler_flags: [%s]\n", strings.Join(flags, ", "))
 		}
-		if v.persistent {
+		if v.persistent && v.pe != "" {
+			fmt.Fprintf(&b, "    persistence: {timeout: %ds, netmask: %s, engine: %s}\n", v.timeout, strconv.Quote(v.netmask), str(v.pe))
+		} else if v.persistent {
 			fmt.Fprintf(&b, "    persistence: {timeout: %ds, netmask: %s}\n", v.timeout, strconv.Quote(v.netmask))
 		}
 		if v.onePacket {

@@ -14,17 +14,18 @@ type Record struct {
 	Addrs    []Addr   `json:"addrs,omitempty"`
 	Routes   []Route  `json:"routes,omitempty"`
 	Replaced []Route  `json:"replaced,omitempty"` // originals of replaced routes
+	Fous     []Fou    `json:"fous,omitempty"`
 }
 
 // Empty reports whether nothing is recorded.
 func (r *Record) Empty() bool {
-	return len(r.Links)+len(r.Ups)+len(r.Addrs)+len(r.Routes)+len(r.Replaced) == 0
+	return len(r.Links)+len(r.Ups)+len(r.Addrs)+len(r.Routes)+len(r.Replaced)+len(r.Fous) == 0
 }
 
 // Clone returns a copy of r that shares nothing with it.
 func (r *Record) Clone() Record {
 	return Record{Links: slices.Clone(r.Links), Ups: slices.Clone(r.Ups), Addrs: slices.Clone(r.Addrs),
-		Routes: slices.Clone(r.Routes), Replaced: slices.Clone(r.Replaced)}
+		Routes: slices.Clone(r.Routes), Replaced: slices.Clone(r.Replaced), Fous: slices.Clone(r.Fous)}
 }
 
 // OwnsAddr reports whether lvs-node added a (same device and prefix).

@@ -127,6 +127,9 @@ func (k *NetlinkKernel) Snapshot() (*Snapshot, error) {
 		}
 		s.Routes = append(s.Routes, rt)
 	}
+	if s.Fous, err = k.fous(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -156,10 +159,10 @@ func (k *NetlinkKernel) route(r Route) (*netlink.Route, error) {
 func (k *NetlinkKernel) Add(obj Object) error {
 	switch o := obj.(type) {
 	case Link:
-		if o.Kind != "dummy" {
-			return fmt.Errorf("cannot create links of type %s", o.Kind)
+		d, err := newLink(o)
+		if err != nil {
+			return err
 		}
-		d := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: o.Name}}
 		if err := k.h.LinkAdd(d); err != nil {
 			return err
 		}
@@ -188,6 +191,8 @@ func (k *NetlinkKernel) Add(obj Object) error {
 			return err
 		}
 		return k.h.RouteReplace(nr)
+	case Fou:
+		return k.addFou(o)
 	}
 	return fmt.Errorf("unknown object %T", obj)
 }
@@ -219,6 +224,8 @@ func (k *NetlinkKernel) Del(obj Object) error {
 			return err
 		}
 		return k.h.RouteDel(nr)
+	case Fou:
+		return k.delFou(o)
 	}
 	return fmt.Errorf("unknown object %T", obj)
 }

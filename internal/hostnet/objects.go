@@ -11,6 +11,7 @@ type Snapshot struct {
 	Links  []LinkInfo
 	Addrs  []Addr
 	Routes []Route
+	Fous   []Fou // FOU/GUE receive ports (tunnels.go)
 }
 
 // LinkInfo describes an existing link.
@@ -58,7 +59,7 @@ type Object interface {
 	Key() string
 }
 
-// Link is a link lvs-node creates (only dummy links are created).
+// Link is a link lvs-node creates: dummy, or ip6tnl (tunnels.go).
 type Link struct {
 	Name string `json:"name"`
 	Kind string `json:"kind"`

@@ -41,7 +41,8 @@ type Refusal func(i int, err error)
 // ignores them) with the kernel's errno: EEXIST for adding what exists,
 // ESRCH for a missing service, ENOENT for a missing real server, EINVAL
 // for a service without scheduler or with an IPv6 prefix length out of
-// 1-128 (the kernel checks it for every IPv6 service).
+// 1-128 (the kernel checks it for every IPv6 service), and for a real
+// server of the other address family that is not tunnelled.
 // Services keep their order; new ones come last, keyed as given.
 func ApplyOps(t *Table, ops []Op, refused Refusal) *Table {
 	out := &Table{}
@@ -149,6 +150,12 @@ func applyOps(out *Table, ops []Op, refused Refusal, mine bool) {
 			refused(n, fmt.Errorf("unknown operation %d: %w", op.Kind, syscall.EINVAL))
 			continue
 		}
+		if op.Kind != DelDest {
+			if err := validDest(e.Service, op.Dest); err != nil {
+				refused(n, err)
+				continue
+			}
+		}
 		j := slices.IndexFunc(e.Dests, func(d DestEntry) bool { return d.DestKey == op.Dest.DestKey })
 		if op.Kind == AddDest && j >= 0 {
 			refused(n, syscall.EEXIST)
@@ -190,6 +197,16 @@ func validService(s Service) error {
 	}
 	if s.Family == afInet6 && (s.Netmask < 1 || s.Netmask > 128) {
 		return fmt.Errorf("IPv6 netmask %d: %w", s.Netmask, syscall.EINVAL)
+	}
+	return nil
+}
+
+// validDest reports what the kernel refuses in a real server's settings
+// for service s: a real server of the other address family is accepted
+// only with tunnel forwarding (ip_vs_genl_set_cmd, Linux 3.18 and later).
+func validDest(s Service, d Destination) error {
+	if FamilyOf(d.Addr) != s.Family && d.Forward&fwdMask != Tunnel {
+		return fmt.Errorf("real server %s of the other family with %s forwarding: %w", d.DestKey, d.Forward, syscall.EINVAL)
 	}
 	return nil
 }

@@ -128,6 +128,7 @@ type command struct {
 	seen      map[string]Pos // option name -> where it was given
 	schedFlag string
 	flagCol   Pos
+	timeouts  SetTimeouts // --set
 }
 
 // parseCommand reads the arguments of one ipvsadm invocation (the words
@@ -217,6 +218,13 @@ func (r *Rules) parseCommand(toks []Word) (*command, error) {
 	if c.cmd == "" {
 		return nil, errAt(toks[0].Pos, "no command given (want -A, -E, -D, -C, -a, -e or -d)")
 	}
+	if c.cmd == "set" {
+		t, err := parseSetValues(args, c.cmdCol)
+		if err != nil {
+			return nil, err
+		}
+		c.timeouts = t
+	}
 	if c.note != "" {
 		return c, nil
 	}
@@ -237,7 +245,7 @@ func (r *Rules) option(c *command, o option, v *Word, col Pos) error {
 		case "list", "save", "zero", "help", "version", "restore":
 			c.note = fmt.Sprintf("ipvsadm --%s does not change the table", o.name)
 		case "set":
-			c.note = "connection timeouts (--set) are not part of the table"
+			c.note = "connection timeouts (--set): director.timeouts, not part of the table"
 		default:
 			c.note = fmt.Sprintf("the connection sync daemon (--%s) is not part of the table", o.name)
 		}

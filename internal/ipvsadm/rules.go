@@ -36,6 +36,7 @@ type Rules struct {
 	services Services
 	loader   servicesOnce
 	where    map[ipvs.ServiceKey]Pos // the -A of each service
+	timeouts *SetTimeouts            // what --set commands asked for (timeouts.go)
 }
 
 // NewRules starts from an empty table. Port names are looked up in
@@ -73,6 +74,9 @@ func (r *Rules) Command(args []Word) (note string, err error) {
 	c, err := r.parseCommand(args)
 	if err != nil {
 		return "", err
+	}
+	if c.cmd == "set" {
+		r.recordTimeouts(c.timeouts)
 	}
 	if c.note != "" {
 		return c.note, nil

@@ -39,24 +39,28 @@ const ipvsReadTimeout = 2 * time.Minute
 // newIPVSCmd builds "lvs-node ipvs list|save", the ipvsadm-compatible view
 // of the kernel table.
 func newIPVSCmd() *cobra.Command {
-	cmd := newIPVSCmdWith(openKernelIPVS)
+	cmd := newIPVSCmdWith(openKernelIPVS, openKernelAdmin, ipvsadm.ConnFile)
 	cmd.AddCommand(newIPVSSyncCmd(openKernelSync))
 	return cmd
 }
 
-func newIPVSCmdWith(open ipvsOpener) *cobra.Command {
+func newIPVSCmdWith(open ipvsOpener, admin adminOpener, connFile string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ipvs",
 		Short: "Show the kernel IPVS table in ipvsadm's formats",
 		Long: `lvs-node ipvs list prints the kernel's IPVS table exactly as "ipvsadm -Ln" does
 (and its --stats, --rate, --thresholds, --persistent-conn and --tun-info
-layouts), or as JSON. lvs-node ipvs save prints it in the "ipvsadm-save -n"
-format, which "ipvsadm -R" reads back.`,
+layouts), or as JSON; with -t, -u, --sctp-service or -f one service only, and
+with -c the connections ("ipvsadm -Lnc"). lvs-node ipvs save prints the table
+in the "ipvsadm-save -n" format, which "ipvsadm -R" reads back. lvs-node ipvs
+zero resets counters (ipvsadm -Z); lvs-node ipvs timeout shows or sets the
+connection timeouts (ipvsadm -L --timeout, ipvsadm --set).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	var (
 		stats, rate, thresholds, persist, tunInfo, exact, noSort, asJSON bool
+		sel                                                              *listSelectors
 	)
 	list := &cobra.Command{
 		Use:   "list",
@@ -81,6 +85,9 @@ format, which "ipvsadm -R" reads back.`,
 			if n > 1 {
 				return errors.New("choose one of --stats, --rate, --thresholds, --persistent-conn, --tun-info and --json")
 			}
+			if done, err := sel.list(cmd, open, connFile, opts, asJSON); done {
+				return err
+			}
 			t, info, err := readIPVS(cmd.Context(), open, true)
 			if err != nil {
 				return err
@@ -102,6 +109,7 @@ format, which "ipvsadm -R" reads back.`,
 	fl.BoolVar(&noSort, "nosort", false, "keep the kernel's order (ipvsadm --nosort)")
 	fl.BoolVar(&asJSON, "json", false, "print JSON (fields documented in internal/ipvsadm.JSONTable)")
 	fl.BoolP("numeric", "n", true, "accepted for ipvsadm habits; output is always numeric")
+	sel = addListSelectors(fl)
 
 	save := &cobra.Command{
 		Use:   "save",
@@ -116,7 +124,7 @@ format, which "ipvsadm -R" reads back.`,
 		},
 	}
 	save.Flags().BoolP("numeric", "n", true, "accepted for ipvsadm habits; output is always numeric")
-	cmd.AddCommand(list, save)
+	cmd.AddCommand(list, save, newZeroCmd(admin), newTimeoutCmd(admin))
 	return cmd
 }
 

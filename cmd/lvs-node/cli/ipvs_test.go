@@ -48,7 +48,7 @@ func fakeTable() *ipvs.Table {
 
 func runIPVS(t *testing.T, f *fakeIPVS, args ...string) (string, error) {
 	t.Helper()
-	cmd := newIPVSCmdWith(func() (ipvsReader, error) { return f, nil })
+	cmd := newIPVSCmdWith(func() (ipvsReader, error) { return f, nil }, nil, "")
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)

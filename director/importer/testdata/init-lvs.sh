@@ -27,7 +27,7 @@ case "$1" in
 	add_https $VIP
 	$IPV -e -t $VIP:443 -r 10.6.0.12 -g -w 5
 	$IPV -A -f 7 -s lc && $IPV -a -f 7 -r 10.6.0.21 -m -w 1
-	$IPV --set 900 120 300 || true
+	$IPV --set 3600 0 60 || true
 	log_end_msg $?
 	;;
   stop)

@@ -75,7 +75,7 @@ func (vs *VirtualService) isFullNAT(j int) bool {
 	if f == "" {
 		f = vs.Forwarding
 	}
-	return strings.EqualFold(f, ForwardingFullNAT)
+	return f == ForwardingFullNAT || (len(f) == len(ForwardingFullNAT) && strings.EqualFold(f, ForwardingFullNAT))
 }
 
 // hasFullNAT reports whether vs has a full-NAT real server.
@@ -90,7 +90,12 @@ func (vs *VirtualService) hasFullNAT() bool {
 
 // UsesFullNAT reports whether any real server is full-NAT.
 func (c *Config) UsesFullNAT() bool {
-	return slices.ContainsFunc(c.VirtualServices, func(vs VirtualService) bool { return vs.hasFullNAT() })
+	for i := range c.VirtualServices {
+		if c.VirtualServices[i].hasFullNAT() {
+			return true
+		}
+	}
+	return false
 }
 
 // FullNATPaths returns the key paths that ask for full-NAT (the

@@ -267,11 +267,18 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 		}
 	}
 
-	if err := e.setSysctls(cfg, p.nat4, p.nat6); err != nil {
-		return nil, err
-	}
-	if err := e.setFullNAT(cfg, true, !p.belief); err != nil {
-		return nil, err
+	// Sysctls and full-NAT depend on the configuration alone: an input
+	// change planned against the view of the configuration in force
+	// leaves them as the last reconciliation made them (a resync, which
+	// reads the kernel, checks them again).
+	inputsOnly := same && last.cfg == cfg && p.belief
+	if !inputsOnly {
+		if err := e.setSysctls(cfg, p.nat4, p.nat6); err != nil {
+			return nil, err
+		}
+		if err := e.setFullNAT(cfg, true, !p.belief); err != nil {
+			return nil, err
+		}
 	}
 	if !same || !sameTimeouts(cfg.Director.Timeouts, last.cfg.Director.Timeouts) {
 		if err := e.setTimeouts(ctx, cfg); err != nil {
@@ -318,8 +325,10 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 			return acked, err
 		}
 	}
-	if err := e.setFullNAT(cfg, false, false); err != nil {
-		return acked, err
+	if !inputsOnly {
+		if err := e.setFullNAT(cfg, false, false); err != nil {
+			return acked, err
+		}
 	}
 
 	// Everything applied: lvs-node now owns exactly the desired services

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -147,7 +148,30 @@ type Doc struct {
 	// validation can run on what was decoded even if some keys failed.
 	Parsed bool
 	t      *tree
-	root   int32 // the top mapping (or whatever the document holds)
+	root   int32  // the top mapping (or whatever the document holds)
+	src    string // the text, parsed again when released (see Release)
+}
+
+// Release lets the parsed tree go: a large file's tree is several times
+// its size. Positions asked for later are found by parsing the text
+// again.
+func (d *Doc) Release() {
+	if d != nil && d.src != "" {
+		d.t = nil
+	}
+}
+
+// tree returns the parsed tree, parsing the text again after a Release.
+func (d *Doc) tree() *tree {
+	if d.t == nil && d.src != "" {
+		if t, err := parseYAML(d.File, d.src); err == nil {
+			d.t, d.root = t, 0
+			if c := t.content(0); t.kind(0) == yaml.DocumentNode && len(c) == 1 {
+				d.root = c[0]
+			}
+		}
+	}
+	return d.t
 }
 
 // Pos returns the position of path, or of its nearest ancestor that the
@@ -173,7 +197,7 @@ func (d *Doc) Has(path string) bool {
 // walk follows path through the YAML tree and returns the position of the
 // deepest element reached and whether the whole path was found.
 func (d *Doc) walk(path string) (Pos, bool) {
-	t := d.t
+	t := d.tree()
 	if t == nil {
 		return Pos{File: d.File}, path == ""
 	}
@@ -229,7 +253,7 @@ func (d *Doc) walk(path string) (Pos, bool) {
 
 // TopKeys returns the top-level keys of the file in the order written.
 func (d *Doc) TopKeys() []string {
-	if d == nil || d.t == nil || d.t.kind(d.root) != yaml.MappingNode {
+	if d == nil || d.tree() == nil || d.t.kind(d.root) != yaml.MappingNode {
 		return nil
 	}
 	c := d.t.content(d.root)
@@ -274,12 +298,16 @@ func LoadValid(path string, out any, validate func(*Doc) error) (*Doc, error) {
 	if err != nil {
 		return &Doc{File: path}, fmt.Errorf("read config: %w", err)
 	}
-	return DecodeValid(path, data, out, validate)
+	return decodeValid(path, owned(data), out, validate)
 }
 
 // DecodeValid is Decode followed by validate; see LoadValid.
 func DecodeValid(name string, data []byte, out any, validate func(*Doc) error) (*Doc, error) {
-	doc, err := Decode(name, data, out)
+	return decodeValid(name, string(data), out, validate)
+}
+
+func decodeValid(name, src string, out any, validate func(*Doc) error) (*Doc, error) {
+	doc, err := decodeText(name, src, out)
 	if err != nil {
 		if doc.Parsed {
 			err = Combine(err, validate(doc))
@@ -294,12 +322,43 @@ func DecodeValid(name string, data []byte, out any, validate func(*Doc) error) (
 // are returned together as Errors. The returned Doc is usable even when
 // decoding failed.
 func Decode(name string, data []byte, out any) (*Doc, error) {
+	return decodeText(name, string(data), out)
+}
+
+// LoadData is LoadValid for a file already read. data must not change
+// afterwards: the decoded strings point into it.
+func LoadData(name string, data []byte, out any, validate func(*Doc) error) (*Doc, error) {
+	return decodeValid(name, owned(data), out, validate)
+}
+
+// Blank reports whether data holds no YAML content: only blank lines and
+// comments.
+func Blank(data []byte) bool {
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimLeft(line, " \t")
+		if len(line) > 0 && line[0] != '#' && len(bytes.TrimSpace(line)) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// owned returns the text of data, which nothing else holds or changes:
+// the decoded strings point into it rather than into a copy.
+func owned(data []byte) string {
+	if len(data) == 0 {
+		return ""
+	}
+	return unsafe.String(&data[0], len(data))
+}
+
+func decodeText(name, src string, out any) (*Doc, error) {
 	doc := &Doc{File: name}
 	rv := reflect.ValueOf(out)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return doc, fmt.Errorf("config.Decode: out must be a non-nil pointer, got %T", out)
 	}
-	t, err := parseYAML(name, data)
+	t, err := parseYAML(name, src)
 	if err != nil {
 		return doc, err
 	}
@@ -307,7 +366,7 @@ func Decode(name string, data []byte, out any) (*Doc, error) {
 	if c := t.content(0); t.kind(0) == yaml.DocumentNode && len(c) == 1 {
 		node = c[0]
 	}
-	doc.t, doc.root, doc.Parsed = t, node, true
+	doc.t, doc.root, doc.Parsed, doc.src = t, node, true, src
 	d := &decoder{doc: doc, t: t, plans: map[reflect.Type]*plan{}}
 	d.decode(node, rv.Elem(), d.planFor(rv.Elem().Type()))
 	return doc, d.errs.Err()
@@ -315,12 +374,12 @@ func Decode(name string, data []byte, out any) (*Doc, error) {
 
 // parseYAML parses data into its one document node: by the fast parser
 // when it can, else by yaml/v3, whose errors are reported.
-func parseYAML(name string, data []byte) (*tree, error) {
-	if t, ok := fastParse(data); ok {
+func parseYAML(name string, src string) (*tree, error) {
+	if t, ok := fastParse(src); ok {
 		return t, nil
 	}
 	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec := yaml.NewDecoder(strings.NewReader(src))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, Errors{{Pos: Pos{File: name}, Msg: "file is empty"}}.Err()

@@ -15,11 +15,10 @@ import (
 // shape it is not sure of — and the caller then parses with yaml/v3,
 // which stays the authority for the language and its error messages.
 // Comments are not kept on the nodes. FuzzFastParse holds it to yaml/v3.
-func fastParse(data []byte) (*tree, bool) {
-	if len(data) >= 1<<30 {
+func fastParse(src string) (*tree, bool) {
+	if len(src) >= 1<<30 {
 		return nil, false
 	}
-	src := string(data)
 	t := &tree{src: src}
 	// Room for every node of a usual file: a mapping entry has one ':',
 	// a list entry one '-' or ','.

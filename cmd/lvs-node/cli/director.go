@@ -42,9 +42,10 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := loadDirectorConfig(path, cmd.ErrOrStderr())
+			loader := director.NewLoader(path)
+			cfg, _, err := loader.Load()
 			if err != nil {
-				return err
+				return badConfig(path, err, cmd.ErrOrStderr())
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -68,7 +69,7 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			d := &director.Daemon{Path: path, Engine: e, Log: log, Hup: hup}
+			d := &director.Daemon{Path: path, Loader: loader, Engine: e, Log: log, Hup: hup}
 			return d.Run(ctx, cfg)
 		},
 	}

@@ -180,6 +180,10 @@ func ParseConfig(name string, data []byte) (*Config, *config.Doc, error) {
 type validator struct {
 	doc  *config.Doc
 	errs config.Errors
+	// The real servers of one service seen so far, by address and port
+	// (see listedBefore).
+	seenFor *VirtualService
+	seen    map[ipvs.DestKey]int
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
@@ -429,20 +433,43 @@ func (v *validator) service(vs *VirtualService, p string) {
 		vs.explicit = *vs.FWMark
 	}
 
-	seen := map[ipvs.DestKey]string{}
+	rsp := config.Join(p, "real_servers")
 	for j := range vs.RealServers {
-		rp := config.Index(config.Join(p, "real_servers"), j)
+		rp := config.Index(rsp, j)
 		rs := &vs.RealServers[j]
 		v.realServer(vs, rs, rp)
-		if rs.addr.IsValid() {
-			k := ipvs.DestKey{Addr: rs.addr, Port: *rs.Port}
-			if prev, ok := seen[k]; ok {
-				v.errorf(rp, "real server %s is already listed at %s", k, prev)
-			} else {
-				seen[k] = rp
-			}
+		if prev := v.listedBefore(vs, j); prev >= 0 {
+			v.errorf(rp, "real server %s is already listed at %s", ipvs.DestKey{Addr: rs.addr, Port: *rs.Port}, config.Index(rsp, prev))
 		}
 	}
+}
+
+// listedBefore returns the position of the first real server of vs
+// before the j-th with the same address and port, or -1. A service has
+// a few real servers: they are compared with each other; many go through
+// a map, built once per service.
+func (v *validator) listedBefore(vs *VirtualService, j int) int {
+	rs := &vs.RealServers[j]
+	if !rs.addr.IsValid() {
+		return -1
+	}
+	k := ipvs.DestKey{Addr: rs.addr, Port: *rs.Port}
+	if len(vs.RealServers) <= 32 {
+		for i := range j {
+			if o := &vs.RealServers[i]; o.addr == k.Addr && *o.Port == k.Port {
+				return i
+			}
+		}
+		return -1
+	}
+	if v.seenFor != vs {
+		v.seenFor, v.seen = vs, make(map[ipvs.DestKey]int, len(vs.RealServers))
+	}
+	if i, ok := v.seen[k]; ok {
+		return i
+	}
+	v.seen[k] = j
+	return -1
 }
 
 func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {

@@ -22,19 +22,31 @@ type decoder struct {
 
 // plan is how values of one type are decoded.
 type plan struct {
-	typ   reflect.Type
-	kind  reflect.Kind
-	node  bool  // *T implements NodeDecoder
-	text  bool  // *T implements encoding.TextUnmarshaler
-	elem  *plan // of a pointer's, slice's or map's elements
-	field map[string]fieldPlan
-	known string // the keys of a struct, sorted, for messages
+	typ    reflect.Type
+	kind   reflect.Kind
+	node   bool  // *T implements NodeDecoder
+	text   bool  // *T implements encoding.TextUnmarshaler
+	elem   *plan // of a pointer's, slice's or map's elements
+	fields []fieldPlan
+	known  string // the keys of a struct, sorted, for messages
 }
 
 type fieldPlan struct {
+	name  string
 	index []int
 	n     int // position, for the set of keys seen
 	plan  *plan
+}
+
+// field returns the field a key names. A struct has a few fields: going
+// over them is quicker than hashing the key.
+func (p *plan) field(key string) (*fieldPlan, bool) {
+	for i := range p.fields {
+		if f := &p.fields[i]; len(f.name) == len(key) && f.name == key {
+			return f, true
+		}
+	}
+	return nil, false
 }
 
 // planFor returns the plan of t, making it (and its element types' plans)
@@ -53,10 +65,9 @@ func (d *decoder) planFor(t reflect.Type) *plan {
 		p.elem = d.planFor(t.Elem())
 	case reflect.Struct:
 		fields := structFields(t)
-		p.field = make(map[string]fieldPlan, len(fields))
 		for i, k := range sortedKeys(fields) {
 			idx := fields[k]
-			p.field[k] = fieldPlan{index: idx, n: i, plan: d.planFor(t.FieldByIndex(idx).Type)}
+			p.fields = append(p.fields, fieldPlan{name: k, index: idx, n: i, plan: d.planFor(t.FieldByIndex(idx).Type)})
 		}
 		p.known = strings.Join(sortedKeys(fields), ", ")
 	}
@@ -145,9 +156,51 @@ func (d *decoder) decode(i int32, v reflect.Value, p *plan) {
 		d.segs = d.segs[:len(d.segs)-1]
 		v.Set(m)
 	default:
-		n := t.scalar(i)
-		d.decodeScalar(&n, v, d.here())
+		if !d.plainScalar(i, v, p.kind) {
+			n := t.scalar(i)
+			d.decodeScalar(&n, v, d.here())
+		}
 	}
+}
+
+// plainScalar sets v from the commonest values without going through
+// decodeScalar: any value into a string, a plain decimal integer (no
+// sign, no leading zero) that fits into an integer. It reports false,
+// having done nothing, for everything else.
+func (d *decoder) plainScalar(i int32, v reflect.Value, k reflect.Kind) bool {
+	t := d.t
+	n := &t.nodes[i]
+	if yaml.Kind(n.kind) != yaml.ScalarNode || n.tag == tagNull {
+		return false
+	}
+	switch k {
+	case reflect.String:
+		v.SetString(t.value(i))
+		return true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		s := t.value(i)
+		if n.tag != tagInt || n.style != 0 || len(s) == 0 || len(s) > 18 || s[0] == '0' && len(s) > 1 || !allDigits(s) {
+			return false
+		}
+		x := uint64(0)
+		for j := 0; j < len(s); j++ {
+			x = x*10 + uint64(s[j]-'0')
+		}
+		if k >= reflect.Uint {
+			if v.OverflowUint(x) {
+				return false
+			}
+			v.SetUint(x)
+		} else {
+			if v.OverflowInt(int64(x)) {
+				return false
+			}
+			v.SetInt(int64(x))
+		}
+		return true
+	}
+	return false
 }
 
 func (d *decoder) decodeStruct(i int32, v reflect.Value, p *plan) {
@@ -162,8 +215,8 @@ func (d *decoder) decodeStruct(i int32, v reflect.Value, p *plan) {
 	}
 	var seenSmall [2]uint64
 	var seenLarge []bool
-	if len(p.field) > 128 {
-		seenLarge = make([]bool, len(p.field))
+	if len(p.fields) > 128 {
+		seenLarge = make([]bool, len(p.fields))
 	}
 	c := t.content(i)
 	d.segs = append(d.segs, pathSeg{})
@@ -178,7 +231,7 @@ func (d *decoder) decodeStruct(i int32, v reflect.Value, p *plan) {
 		}
 		key := t.value(k)
 		d.segs[len(d.segs)-1] = pathSeg{key: key, idx: -1}
-		f, ok := p.field[key]
+		f, ok := p.field(key)
 		if !ok {
 			d.failAt(k, "unknown key %q (known keys here: %s)", key, p.known)
 			continue

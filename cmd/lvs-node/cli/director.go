@@ -42,6 +42,9 @@ drops no connection; "lvs-node director down" removes what lvs-node owns.`,
 			if err != nil {
 				return err
 			}
+			if once {
+				collectLate()
+			}
 			loader := director.NewLoader(path)
 			cfg, _, err := loader.Load()
 			if err != nil {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/lvs-node/lvs-node/director"
 	"github.com/lvs-node/lvs-node/internal/ipvs"
+	"github.com/lvs-node/lvs-node/internal/sdnotify/sdnotifytest"
 	"github.com/lvs-node/lvs-node/lab/topo"
 )
 
@@ -546,10 +547,14 @@ func runDaemon(b *testing.B, ops []ipvs.Op, files int) daemonFigures {
 	// The files were written before the daemon starts, as an operator's
 	// would be: their times are older than the reload's edit.
 	time.Sleep(2500 * time.Millisecond)
+	// The daemon tells the service manager it is ready (sd_notify
+	// READY=1) once the kernel holds the table; reading /proc/net/ip_vs
+	// over and over instead would take the CPU it needs.
+	notify := sdnotifytest.Listen(b)
 	start := time.Now()
 	p := h.Start(b, "lvs-node", "director", "--log-level", "warn", "--config", cfg)
 	for {
-		if s, d, err := procCount(h); err == nil && s == n && d == n*benchReal {
+		if m, ok := notify.Next(time.Second); ok && strings.Contains(m, "READY=1") {
 			break
 		}
 		if p.Exited() {
@@ -558,10 +563,10 @@ func runDaemon(b *testing.B, ops []ipvs.Op, files int) daemonFigures {
 		if time.Since(start) > 20*time.Minute {
 			b.Fatal("the director did not program the table")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	var f daemonFigures
 	f.programmed = time.Since(start)
+	mustHold(b, h, "lvs-node director", n)
 	time.Sleep(3 * time.Second) // let it settle after handing memory back
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {

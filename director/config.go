@@ -37,10 +37,18 @@ func schedulers() []string {
 
 // Config is a decoded and validated director.yaml.
 type Config struct {
-	Director        Settings         `yaml:"director"`
-	Listen          Listen           `yaml:"listen"`
+	Director Settings `yaml:"director"`
+	Listen   Listen   `yaml:"listen"`
+	// Include names files of virtual services (glob patterns, relative to
+	// the directory of this file), read in order, each pattern's matches
+	// sorted. See Loader.
+	Include         []string         `yaml:"include"`
 	VirtualServices []VirtualService `yaml:"virtual_services"`
 	HA              HAConfig         `yaml:",inline"` // sync_daemon, announce (config_ha.go)
+
+	// from is what loading knows of how this configuration differs from
+	// the one loaded before it (nil: nothing).
+	from *delta
 }
 
 // Settings are the director-wide settings.
@@ -159,31 +167,26 @@ type RealServer struct {
 // (ports: or fwmark:).
 func (v *VirtualService) IsMarkService() bool { return v.Ports != nil || v.FWMark != nil }
 
-// LoadConfig reads path, decodes it strictly, fills defaults and validates
-// it. Every problem is returned together as config.Errors.
+// LoadConfig reads path and the files it includes, decodes them strictly,
+// fills defaults and validates them. Every problem is returned together
+// as config.Errors.
 func LoadConfig(path string) (*Config, *config.Doc, error) {
-	var c Config
-	doc, err := config.LoadValid(path, &c, c.validate)
-	if err != nil {
-		return nil, doc, err
-	}
-	return &c, doc, nil
+	return NewLoader(path).Load()
 }
 
 // ParseConfig is LoadConfig for data already read; name is used in
-// positions.
+// positions and as the place relative include patterns start from.
 func ParseConfig(name string, data []byte) (*Config, *config.Doc, error) {
-	var c Config
-	doc, err := config.DecodeValid(name, data, &c, c.validate)
-	if err != nil {
-		return nil, doc, err
-	}
-	return &c, doc, nil
+	return NewLoader(name).load(data)
 }
 
 type validator struct {
 	doc  *config.Doc
 	errs config.Errors
+	// The real servers of one service seen so far, by address and port
+	// (see listedBefore).
+	seenFor *VirtualService
+	seen    map[ipvs.DestKey]int
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
@@ -236,69 +239,19 @@ func (c *Config) validate(doc *config.Doc) error {
 		v.errorf("listen.control", "must be an absolute path, got %q", p)
 	}
 
-	names := map[string]string{}
-	classic := map[serviceID]string{}
-	marked := map[serviceID]string{} // port 0 = every port
-	marks := map[[2]uint32]string{}  // family, mark
-	nPorts := 0
+	v.includes(c.Include)
 	for i := range c.VirtualServices {
-		p := config.Index("virtual_services", i)
-		vs := &c.VirtualServices[i]
-		v.service(vs, p)
-		if vs.Name != "" {
-			if prev, ok := names[vs.Name]; ok {
-				v.errorf(config.Join(p, "name"), "name %q is already used by %s", vs.Name, prev)
-			} else {
-				names[vs.Name] = p
-			}
-		}
-		if !vs.vip.IsValid() && vs.FWMark == nil {
-			continue
-		}
-		switch {
-		case vs.FWMark != nil:
-			k := [2]uint32{uint32(vs.family), *vs.FWMark}
-			if prev, ok := marks[k]; ok {
-				v.errorf(config.Join(p, "fwmark"), "fwmark %d is already used by %s", *vs.FWMark, prev)
-			} else {
-				marks[k] = p
-			}
-		case vs.Ports != nil:
-			nPorts++
-			for _, port := range vs.Ports {
-				id := serviceID{vs.vip, vs.proto, port}
-				if prev, ok := marked[id]; ok {
-					v.errorf(config.Join(p, "ports"), "%s port %d of %s is already balanced by %s", vs.proto, port, vs.vip, prev)
-					continue
-				}
-				marked[id] = p
-			}
-		case vs.Port != nil:
-			id := serviceID{vs.vip, vs.proto, *vs.Port}
-			if prev, ok := classic[id]; ok {
-				v.errorf(config.Join(p, "port"), "service %s %s is already defined by %s", strings.ToUpper(vs.proto.String()), netip.AddrPortFrom(vs.vip, *vs.Port), prev)
-			} else {
-				classic[id] = p
-			}
-		}
-	}
-	// A ports: service marks packets before IPVS looks up classic
-	// services, so an overlap would silently shadow the classic one.
-	for i := range c.VirtualServices {
-		vs := &c.VirtualServices[i]
-		if vs.Port == nil || vs.FWMark != nil || !vs.vip.IsValid() {
-			continue
-		}
-		for _, port := range []uint16{*vs.Port, 0} {
-			if prev, ok := marked[serviceID{vs.vip, vs.proto, port}]; ok {
-				v.errorf(config.Join(config.Index("virtual_services", i), "port"), "%s %s is already balanced by the ports: service %s", strings.ToUpper(vs.proto.String()), netip.AddrPortFrom(vs.vip, *vs.Port), prev)
-				break
-			}
-		}
+		v.service(&c.VirtualServices[i], config.Index("virtual_services", i))
 	}
 	v.fullNAT(c)
-	v.validateAutoFWMark(&d.AutoFWMark, nPorts)
+	v.validateAutoFWMark(&d.AutoFWMark, 0) // the number of ports: services is the claims' check
 	v.ha(&c.HA)
+	if len(c.Include) == 0 {
+		// Without included files, every service is here: check them
+		// against each other now. A Loader does it for the whole set.
+		f := &serviceFile{path: doc.File, doc: doc, prefix: "virtual_services", rank: -1, services: c.VirtualServices}
+		v.errs = append(v.errs, newClaims().check(d, nil, []*serviceFile{f})...)
+	}
 	return v.errs.Err()
 }
 
@@ -478,21 +431,45 @@ func (v *validator) service(vs *VirtualService, p string) {
 		vs.explicit = *vs.FWMark
 	}
 
-	seen := map[ipvs.DestKey]string{}
+	rsp := config.Join(p, "real_servers")
 	for j := range vs.RealServers {
-		rp := config.Index(config.Join(p, "real_servers"), j)
+		rp := config.Index(rsp, j)
 		rs := &vs.RealServers[j]
 		v.realServer(vs, rs, rp)
-		if rs.addr.IsValid() {
-			k := ipvs.DestKey{Addr: rs.addr, Port: *rs.Port}
-			if prev, ok := seen[k]; ok {
-				v.errorf(rp, "real server %s is already listed at %s", k, prev)
-			} else {
-				seen[k] = rp
-			}
+		if prev := v.listedBefore(vs, j); prev >= 0 {
+			v.errorf(rp, "real server %s is already listed at %s", ipvs.DestKey{Addr: rs.addr, Port: *rs.Port}, config.Index(rsp, prev))
 		}
 	}
 	v.inputs(vs, p)
+	v.fullNATService(vs, p)
+}
+
+// listedBefore returns the position of the first real server of vs
+// before the j-th with the same address and port, or -1. A service has
+// a few real servers: they are compared with each other; many go through
+// a map, built once per service.
+func (v *validator) listedBefore(vs *VirtualService, j int) int {
+	rs := &vs.RealServers[j]
+	if !rs.addr.IsValid() {
+		return -1
+	}
+	k := ipvs.DestKey{Addr: rs.addr, Port: *rs.Port}
+	if len(vs.RealServers) <= 32 {
+		for i := range j {
+			if o := &vs.RealServers[i]; o.addr == k.Addr && *o.Port == k.Port {
+				return i
+			}
+		}
+		return -1
+	}
+	if v.seenFor != vs {
+		v.seenFor, v.seen = vs, make(map[ipvs.DestKey]int, len(vs.RealServers))
+	}
+	if i, ok := v.seen[k]; ok {
+		return i
+	}
+	v.seen[k] = j
+	return -1
 }
 
 func (v *validator) realServer(vs *VirtualService, rs *RealServer, rp string) {

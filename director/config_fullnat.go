@@ -132,15 +132,14 @@ func fullNATKey(vs *VirtualService, p string) string {
 	return p
 }
 
-// fullNAT validates the full-NAT keys of every virtual service and what
-// they must agree on across services.
+// fullNAT checks what the full-NAT services of c must agree on (the keys
+// of each service are fullNATService's, called by service).
 func (v *validator) fullNAT(c *Config) {
 	formats := map[netip.Addr]string{} // local address -> the path that gave its format
 	byAddr := map[netip.Addr]format.ID{}
 	for i := range c.VirtualServices {
 		vs := &c.VirtualServices[i]
 		p := config.Index("virtual_services", i)
-		v.fullNATService(vs, p)
 		for _, a := range vs.laddrs {
 			if prev, ok := byAddr[a]; ok && prev != vs.toa {
 				v.errorf(config.Join(p, "toa"), "local address %s writes another TOA format for %s: a local address writes one", a, formats[a])

@@ -23,7 +23,10 @@ const reconcileTimeout = 5 * time.Minute
 // Daemon keeps the kernel in line with a configuration file: it applies
 // it, re-applies it every resync interval and reloads it on request.
 type Daemon struct {
-	Path   string // the configuration file
+	Path string // the configuration file
+	// Loader read the configuration Run is given, and reads it again on
+	// reloads (nil: a new one for Path).
+	Loader *Loader
 	Engine *Engine
 	Log    *slog.Logger
 	// Hup delivers reload requests (SIGHUP); nil when unused.
@@ -186,7 +189,10 @@ func (d *Daemon) notifiedReload(ctx context.Context, ready bool) (*Config, error
 // reload reads the file again. A file that does not validate changes
 // nothing: every problem is logged and the old configuration stays.
 func (d *Daemon) reload(ctx context.Context) (*Config, error) {
-	cfg, doc, err := LoadConfig(d.Path)
+	if d.Loader == nil {
+		d.Loader = NewLoader(d.Path)
+	}
+	cfg, doc, err := d.Loader.Load()
 	if err == nil {
 		err = d.checkHost(cfg, doc)
 	}

@@ -64,6 +64,7 @@ type Engine struct {
 	last *lastPlan
 	// byName gives the position of each virtual service of cfg.
 	byName map[string]int
+	vidx   viewIndex // services of table by key, for quick plans
 
 	pub atomic.Pointer[published] // what readers see
 }
@@ -300,7 +301,7 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 		e.setView(p.cur, p.curOps, acked)
 		return acked, fmt.Errorf("apply IPVS changes: %w", err)
 	}
-	e.setView(p.cur, p.curOps, acked)
+	e.setViewAfter(p, acked)
 	e.fresh = true
 	if !same && (len(p.plan.Marks) > 0 || len(rec.FWMarks) > 0) {
 		if e.deps.Marker == nil {
@@ -366,7 +367,7 @@ func (e *Engine) commit(ctx context.Context, cfg *Config, p *planned) (ops []ipv
 
 // setConfig puts cfg in force.
 func (e *Engine) setConfig(cfg *Config) {
-	if e.cfg == cfg {
+	if e.cfg == cfg || e.followConfig(cfg) {
 		return
 	}
 	e.cfg = cfg

@@ -24,7 +24,16 @@ func (e *Engine) quickPlan(cfg *Config) *planned {
 	if len(old) != len(now) || cfg.Director.AutoFWMark != l.cfg.Director.AutoFWMark {
 		return nil
 	}
-	changed, ok := changedServices(old, now)
+	var changed []int
+	ok := true
+	switch {
+	case cfg == l.cfg:
+	case cfg.from.from(l.cfg):
+		// The loader says where cfg may differ: look there alone.
+		changed, ok = changedAmong(old, now, cfg.from.changed)
+	default:
+		changed, ok = changedServices(old, now)
+	}
 	if !ok {
 		return nil
 	}
@@ -83,8 +92,8 @@ func (e *Engine) planServices(cfg *Config, changed []int, nat bool) *planned {
 	// (one missing there is added back): as last read, with the
 	// operations applied to them since.
 	cur := &ipvs.Table{}
-	for i := range e.table.Services {
-		if wanted(e.table.Services[i].ServiceKey) {
+	for _, k := range keys {
+		if i, ok := e.vidx.find(e.table, k); ok {
 			cur.Services = append(cur.Services, e.table.Services[i])
 		}
 	}
@@ -119,6 +128,97 @@ func changedServices(old, now []VirtualService) (changed []int, ok bool) {
 		changed = append(changed, i)
 	}
 	return changed, true
+}
+
+// changedAmong is changedServices for the positions maybe of services
+// that may differ (the others are known to be the same). More changed
+// services than quickMax are fine here, up to half of them: the cost
+// follows their number.
+func changedAmong(old, now []VirtualService, maybe []int) (changed []int, ok bool) {
+	for _, i := range maybe {
+		a, b := &old[i], &now[i]
+		if sameVirtualService(a, b) {
+			continue
+		}
+		if len(changed) >= max(quickMax, len(now)/2) || !sameServiceIdentity(a, b) {
+			return nil, false
+		}
+		changed = append(changed, i)
+	}
+	return changed, true
+}
+
+// viewIndex finds services in the engine's view by key, so that a quick
+// plan does not go over the whole view. It is built again when the view
+// is replaced.
+type viewIndex struct {
+	of  *ipvs.Table
+	pos map[ipvs.ServiceKey]int
+}
+
+func (x *viewIndex) find(t *ipvs.Table, k ipvs.ServiceKey) (int, bool) {
+	if t == nil {
+		return 0, false
+	}
+	if x.of != t {
+		x.of, x.pos = t, make(map[ipvs.ServiceKey]int, len(t.Services))
+		for i := range t.Services {
+			k := ipvs.NormKey(t.Services[i].ServiceKey)
+			if _, dup := x.pos[k]; !dup {
+				x.pos[k] = i
+			}
+		}
+	}
+	i, ok := x.pos[ipvs.NormKey(k)]
+	return i, ok
+}
+
+// followConfig puts cfg in force in place of the configuration in force
+// when its loader says where it differs (see delta): the index of names
+// and the inputs are updated for those services alone. It reports false,
+// changing nothing, when cfg does not say.
+func (e *Engine) followConfig(cfg *Config) bool {
+	if e.cfg == nil || e.byName == nil || !cfg.from.from(e.cfg) {
+		return false
+	}
+	old, now := e.cfg.VirtualServices, cfg.VirtualServices
+	for _, i := range cfg.from.changed {
+		if j, ok := e.byName[old[i].Name]; ok && j == i {
+			delete(e.byName, old[i].Name)
+		}
+	}
+	for _, i := range cfg.from.changed {
+		e.byName[now[i].Name] = i
+	}
+	e.cfg = cfg
+	if len(e.in.Health) == 0 && len(e.in.Feedback) == 0 {
+		return true
+	}
+	// Forget the inputs of real servers the changed services no longer
+	// have (see Inputs.prune).
+	has := func(r ServerRef) bool {
+		i, ok := e.byName[r.Service]
+		if !ok {
+			return false
+		}
+		vs := &now[i]
+		for j := range vs.RealServers {
+			if vs.ref(j) == r {
+				return true
+			}
+		}
+		return false
+	}
+	for _, i := range cfg.from.changed {
+		vs := &old[i]
+		for j := range vs.RealServers {
+			if r := vs.ref(j); !has(r) {
+				delete(e.in.Health, r)
+				delete(e.in.Feedback, r)
+			}
+		}
+	}
+	return true
 }
 
 // usesNAT reports whether a real server of vs is forwarded by NAT.

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/lvs-node/lvs-node/internal/ipvs"
@@ -24,12 +25,53 @@ func (e *Engine) view() *ipvs.Table {
 }
 
 // setView records the result of a batch: ops were applied on top of cur
-// and then curOps (e.pending or nil: only the engine holds it).
+// and then curOps (e.pending or nil: only the engine holds it). ops is
+// kept, not copied: a large batch is costly to copy.
 func (e *Engine) setView(cur *ipvs.Table, curOps, ops []ipvs.Op) {
-	e.table, e.pending = cur, append(curOps, ops...)
+	if len(curOps) == 0 {
+		e.table, e.pending = cur, ops[:len(ops):len(ops)]
+	} else {
+		e.table, e.pending = cur, append(curOps, ops...)
+	}
 	if len(e.pending) > maxPending {
 		e.view()
 	}
+}
+
+// setViewAfter records the result of p's batch, of which the kernel
+// acknowledged acked. When p built the whole table from an empty one and
+// the kernel took all of it, the kernel holds the desired table: the view
+// is that table (its real-server lists shared, as views share them), with
+// no need to replay a batch of one operation per object.
+func (e *Engine) setViewAfter(p *planned, acked []ipvs.Op) {
+	if !p.quick && len(p.cur.Services) == 0 && len(p.curOps) == 0 && len(acked) == len(p.ops) && builds(p.plan.Table, acked) {
+		e.table, e.pending = &ipvs.Table{Services: slices.Clone(p.plan.Table.Services)}, nil
+		return
+	}
+	e.setView(p.cur, p.curOps, acked)
+}
+
+// builds reports whether ops are exactly the additions of t's services and
+// real servers, as Diff makes them from an empty table.
+func builds(t *ipvs.Table, ops []ipvs.Op) bool {
+	dests := 0
+	for i := range t.Services {
+		dests += len(t.Services[i].Dests)
+	}
+	if len(ops) != len(t.Services)+dests {
+		return false
+	}
+	svcs := 0
+	for i := range ops {
+		switch ops[i].Kind {
+		case ipvs.AddService:
+			svcs++
+		case ipvs.AddDest:
+		default:
+			return false
+		}
+	}
+	return svcs == len(t.Services)
 }
 
 // published is what the engine shows readers: taken under the engine's

@@ -28,6 +28,9 @@ type directorLab struct {
 	dir                *topo.Host
 	rs1, rs2, rs3, rs4 *topo.Host
 	tmp, cfgPath, sock string
+	// included: writeConfig puts every virtual service in a file of its
+	// own under services.d, which director.yaml includes.
+	included bool
 }
 
 func newDirectorLab(t *testing.T) *directorLab {
@@ -82,16 +85,87 @@ func natRealServer(t *testing.T, h *topo.Host) {
 
 func (d *directorLab) writeConfig(t *testing.T, services string) {
 	t.Helper()
-	body := fmt.Sprintf(`director:
+	head := fmt.Sprintf(`director:
   state_dir: %s
   resync_interval: 1s
 listen:
   metrics: 127.0.0.1:9722
   control: %s
-virtual_services:
-%s`, filepath.Join(d.tmp, "state"), d.sock, services)
-	if err := os.WriteFile(d.cfgPath, []byte(body), 0o600); err != nil {
+`, filepath.Join(d.tmp, "state"), d.sock)
+	if !d.included {
+		if err := os.WriteFile(d.cfgPath, []byte(head+"virtual_services:\n"+services), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	dir := filepath.Join(d.tmp, "services.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	files := includedFiles(services)
+	old, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	for _, f := range old {
+		if _, keep := files[filepath.Base(f)]; !keep {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		if cur, err := os.ReadFile(p); err == nil && string(cur) == text {
+			continue // as it was: a reload must not need to read it
+		}
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(d.cfgPath, []byte(head+"include: [services.d/*.yaml]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// includedFiles splits the entries of a virtual_services list (indented
+// by two) into included files, one per service, named after it.
+func includedFiles(services string) map[string]string {
+	out := map[string]string{}
+	name, text := "", ""
+	flush := func() {
+		if name != "" {
+			out[name+".yaml"] = text
+		}
+	}
+	for _, line := range strings.SplitAfter(services, "\n") {
+		if line == "" {
+			continue
+		}
+		line = strings.TrimPrefix(line, "  ")
+		if n, ok := strings.CutPrefix(line, "- name: "); ok {
+			flush()
+			name, text = strings.TrimSpace(n), ""
+		}
+		text += line
+	}
+	flush()
+	return out
+}
+
+// threeKindsRealServers sets up rs1 and rs2 as DR and TUN real servers
+// of 10.0.0.100 and 10.0.0.101 serving port 80, and rs3 and rs4 as NAT
+// real servers serving 8080: the real servers of threeKinds.
+func (d *directorLab) threeKindsRealServers(t *testing.T) {
+	t.Helper()
+	drRealServer(t, d.rs1, "10.0.0.100")
+	drRealServer(t, d.rs2, "10.0.0.100")
+	tunRealServer(t, d.rs1, "10.0.0.101")
+	tunRealServer(t, d.rs2, "10.0.0.101")
+	natRealServer(t, d.rs3)
+	natRealServer(t, d.rs4)
+	for _, h := range []*topo.Host{d.rs1, d.rs2} {
+		h.ServeName(t, 80)
+	}
+	for _, h := range []*topo.Host{d.rs3, d.rs4} {
+		h.ServeName(t, 8080)
 	}
 }
 
@@ -196,18 +270,7 @@ const threeKinds = `  - name: dr
 // removes only what lvs-node owns and restores ip_forward.
 func TestDirectorLifecycle(t *testing.T) {
 	d := newDirectorLab(t)
-	drRealServer(t, d.rs1, "10.0.0.100")
-	drRealServer(t, d.rs2, "10.0.0.100")
-	tunRealServer(t, d.rs1, "10.0.0.101")
-	tunRealServer(t, d.rs2, "10.0.0.101")
-	natRealServer(t, d.rs3)
-	natRealServer(t, d.rs4)
-	for _, h := range []*topo.Host{d.rs1, d.rs2} {
-		h.ServeName(t, 80)
-	}
-	for _, h := range []*topo.Host{d.rs3, d.rs4} {
-		h.ServeName(t, 8080)
-	}
+	d.threeKindsRealServers(t)
 	if v := d.dir.ReadSysctl(t, "net/ipv4/ip_forward"); v != "0" {
 		t.Fatalf("ip_forward starts at %s", v)
 	}
@@ -373,7 +436,12 @@ func TestDirectorFWMPersistence(t *testing.T) {
 // TestDirectorRestartDropsNothing restarts the director twice in the
 // middle of a bounded stream of requests; none may fail.
 func TestDirectorRestartDropsNothing(t *testing.T) {
+	testDirectorRestartDropsNothing(t, false)
+}
+
+func testDirectorRestartDropsNothing(t *testing.T, included bool) {
 	d := newDirectorLab(t)
+	d.included = included
 	for _, h := range []*topo.Host{d.rs1, d.rs2} {
 		drRealServer(t, h, "10.0.0.100")
 		h.ServeName(t, 80)
@@ -461,4 +529,89 @@ func ipvsadmDestConns(out, svc, rs string) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// TestDirectorRestartDropsNothingIncluded is TestDirectorRestartDropsNothing
+// with the service in an included file.
+func TestDirectorRestartDropsNothingIncluded(t *testing.T) {
+	testDirectorRestartDropsNothing(t, true)
+}
+
+// TestDirectorIncludedReload: with every service in a file of its own, a
+// reload applies the one file that changed; a file with a problem is
+// refused with its own path, line and column, through the command and
+// through the socket, and changes nothing (traffic goes on, a resync
+// keeps the old configuration); a file removed takes its service away; a
+// restart after all of it changes nothing.
+func TestDirectorIncludedReload(t *testing.T) {
+	d := newDirectorLab(t)
+	d.included = true
+	d.threeKindsRealServers(t)
+	d.writeConfig(t, threeKinds)
+	if out := d.dir.MustRun(t, "lvs-node", "check", "--config", d.cfgPath); !strings.Contains(out, "valid director configuration (3 virtual services)") {
+		t.Fatalf("check said %q", out)
+	}
+	proc := d.start(t)
+	mustContain(t, "table after start", d.save(t), "-A -t 10.0.0.100:80 -s rr", "-A -t 10.0.0.101:80 -s rr", "-a -t 10.0.0.102:80 -r 10.2.0.14:8080 -m -w 1")
+	expectBoth(t, d.client, "10.0.0.100:80", "rs1", "rs2")
+
+	// A weight in dr.yaml: that file alone changed.
+	withWeight := strings.Replace(threeKinds, "real_servers: [{address: 10.0.0.11}, {address: 10.0.0.12}]\n  - name: tun",
+		"real_servers: [{address: 10.0.0.11}, {address: 10.0.0.12, weight: 5}]\n  - name: tun", 1)
+	d.writeConfig(t, withWeight)
+	if out := d.dir.MustRun(t, "lvs-node", "director", "reload", "--config", d.cfgPath); !strings.Contains(out, "reloaded") {
+		t.Fatalf("reload said %q", out)
+	}
+	good := d.save(t)
+	mustContain(t, "table after reload", good, "-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 5")
+	mustContain(t, "reload log", proc.Output(), "changes=1")
+
+	// A problem in nat.yaml, reported with that file's position.
+	d.writeConfig(t, strings.Replace(withWeight, "scheduler: rr\n    forwarding: nat", "scheduler: nope\n    forwarding: nat", 1))
+	natFile := filepath.Join(d.tmp, "services.d", "nat.yaml")
+	want := natFile + ":4:3: [0].scheduler: unknown scheduler \"nope\""
+	out, err := d.dir.Run(t, "lvs-node", "director", "reload", "--config", d.cfgPath)
+	if err == nil {
+		t.Fatalf("bad reload accepted: %s", out)
+	}
+	mustContain(t, "bad reload output", out, want)
+	out, err = d.dir.Run(t, "lvs-node", "director", "reload", "--socket", d.sock)
+	if err == nil {
+		t.Fatalf("bad reload accepted by the daemon: %s", out)
+	}
+	mustContain(t, "daemon's refusal", out, want, "previous configuration stays in effect")
+	out, err = d.dir.Run(t, "lvs-node", "check", "--config", d.cfgPath)
+	if err == nil {
+		t.Fatalf("check accepted the bad file: %s", out)
+	}
+	mustContain(t, "check output", out, want)
+	time.Sleep(1500 * time.Millisecond) // a resync runs on the old configuration
+	if s := d.save(t); s != good {
+		t.Fatalf("bad reload changed the table:\n%s\nwas:\n%s", s, good)
+	}
+	if seen := spread(t, d.client, "10.0.0.102:80", 4); seen["rs3"]+seen["rs4"] != 4 {
+		t.Fatalf("traffic after a bad reload: %v", seen)
+	}
+
+	// The file fixed, and tun.yaml removed: its service goes, the others
+	// stay as they were.
+	d.writeConfig(t, strings.Replace(withWeight, threeKinds[strings.Index(threeKinds, "  - name: tun"):strings.Index(threeKinds, "  - name: nat")], "", 1))
+	d.dir.MustRun(t, "lvs-node", "director", "reload", "--socket", d.sock)
+	s := d.save(t)
+	if strings.Contains(s, "10.0.0.101") {
+		t.Fatalf("the removed file's service is still there:\n%s", s)
+	}
+	mustContain(t, "table after removing tun.yaml", s, "-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 5", "-a -t 10.0.0.102:80 -r 10.2.0.13:8080 -m -w 1")
+	expectBoth(t, d.client, "10.0.0.102:80", "rs3", "rs4")
+
+	// A restart reads the files again and changes nothing.
+	before := d.save(t)
+	if err := proc.Stop(10 * time.Second); !proc.Exited() {
+		t.Fatalf("director did not stop: %v", err)
+	}
+	proc = d.start(t)
+	mustContain(t, "restart log", proc.Output(), "changes=0")
+	if s := d.save(t); s != before {
+		t.Fatalf("restart changed the table:\n%s\nwas:\n%s", s, before)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -146,7 +147,31 @@ type Doc struct {
 	// Parsed is true when the file was valid YAML and was walked, so that
 	// validation can run on what was decoded even if some keys failed.
 	Parsed bool
-	root   *yaml.Node // the top mapping (or whatever the document holds)
+	t      *tree
+	root   int32  // the top mapping (or whatever the document holds)
+	src    string // the text, parsed again when released (see Release)
+}
+
+// Release lets the parsed tree go: a large file's tree is several times
+// its size. Positions asked for later are found by parsing the text
+// again.
+func (d *Doc) Release() {
+	if d != nil && d.src != "" {
+		d.t = nil
+	}
+}
+
+// tree returns the parsed tree, parsing the text again after a Release.
+func (d *Doc) tree() *tree {
+	if d.t == nil && d.src != "" {
+		if t, err := parseYAML(d.File, d.src); err == nil {
+			d.t, d.root = t, 0
+			if c := t.content(0); t.kind(0) == yaml.DocumentNode && len(c) == 1 {
+				d.root = c[0]
+			}
+		}
+	}
+	return d.t
 }
 
 // Pos returns the position of path, or of its nearest ancestor that the
@@ -172,15 +197,18 @@ func (d *Doc) Has(path string) bool {
 // walk follows path through the YAML tree and returns the position of the
 // deepest element reached and whether the whole path was found.
 func (d *Doc) walk(path string) (Pos, bool) {
-	n := d.root
-	if n == nil {
+	t := d.tree()
+	if t == nil {
 		return Pos{File: d.File}, path == ""
 	}
-	pos := Pos{File: d.File, Line: n.Line, Column: n.Column}
+	n := d.root
+	at := func(i int32) Pos {
+		line, col := t.pos(i)
+		return Pos{File: d.File, Line: line, Column: col}
+	}
+	pos := at(n)
 	for rest := path; rest != ""; {
-		for n.Kind == yaml.AliasNode && n.Alias != nil {
-			n = n.Alias
-		}
+		n = t.deref(n)
 		var seg string
 		if rest[0] == '[' {
 			end := strings.IndexByte(rest, ']')
@@ -189,11 +217,12 @@ func (d *Doc) walk(path string) (Pos, bool) {
 			}
 			i, err := strconv.Atoi(rest[1:end])
 			rest = strings.TrimPrefix(rest[end+1:], ".")
-			if err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+			c := t.content(n)
+			if err != nil || t.kind(n) != yaml.SequenceNode || i < 0 || i >= len(c) {
 				return pos, false
 			}
-			n = n.Content[i]
-			pos = Pos{File: d.File, Line: n.Line, Column: n.Column}
+			n = c[i]
+			pos = at(n)
 			continue
 		}
 		end := strings.IndexAny(rest, ".[")
@@ -202,14 +231,15 @@ func (d *Doc) walk(path string) (Pos, bool) {
 		} else {
 			seg, rest = rest[:end], strings.TrimPrefix(rest[end:], ".")
 		}
-		if n.Kind != yaml.MappingNode {
+		if t.kind(n) != yaml.MappingNode {
 			return pos, false
 		}
 		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i]; k.Value == seg {
-				pos = Pos{File: d.File, Line: k.Line, Column: k.Column}
-				n = n.Content[i+1]
+		c := t.content(n)
+		for i := 0; i+1 < len(c); i += 2 {
+			if t.value(c[i]) == seg {
+				pos = at(c[i])
+				n = c[i+1]
 				found = true
 				break
 			}
@@ -223,12 +253,13 @@ func (d *Doc) walk(path string) (Pos, bool) {
 
 // TopKeys returns the top-level keys of the file in the order written.
 func (d *Doc) TopKeys() []string {
-	if d == nil || d.root == nil || d.root.Kind != yaml.MappingNode {
+	if d == nil || d.tree() == nil || d.t.kind(d.root) != yaml.MappingNode {
 		return nil
 	}
-	keys := make([]string, 0, len(d.root.Content)/2)
-	for i := 0; i+1 < len(d.root.Content); i += 2 {
-		keys = append(keys, d.root.Content[i].Value)
+	c := d.t.content(d.root)
+	keys := make([]string, 0, len(c)/2)
+	for i := 0; i+1 < len(c); i += 2 {
+		keys = append(keys, d.t.value(c[i]))
 	}
 	return keys
 }
@@ -267,12 +298,16 @@ func LoadValid(path string, out any, validate func(*Doc) error) (*Doc, error) {
 	if err != nil {
 		return &Doc{File: path}, fmt.Errorf("read config: %w", err)
 	}
-	return DecodeValid(path, data, out, validate)
+	return decodeValid(path, owned(data), out, validate)
 }
 
 // DecodeValid is Decode followed by validate; see LoadValid.
 func DecodeValid(name string, data []byte, out any, validate func(*Doc) error) (*Doc, error) {
-	doc, err := Decode(name, data, out)
+	return decodeValid(name, string(data), out, validate)
+}
+
+func decodeValid(name, src string, out any, validate func(*Doc) error) (*Doc, error) {
+	doc, err := decodeText(name, src, out)
 	if err != nil {
 		if doc.Parsed {
 			err = Combine(err, validate(doc))
@@ -287,32 +322,75 @@ func DecodeValid(name string, data []byte, out any, validate func(*Doc) error) (
 // are returned together as Errors. The returned Doc is usable even when
 // decoding failed.
 func Decode(name string, data []byte, out any) (*Doc, error) {
+	return decodeText(name, string(data), out)
+}
+
+// LoadData is LoadValid for a file already read. data must not change
+// afterwards: the decoded strings point into it.
+func LoadData(name string, data []byte, out any, validate func(*Doc) error) (*Doc, error) {
+	return decodeValid(name, owned(data), out, validate)
+}
+
+// Blank reports whether data holds no YAML content: only blank lines and
+// comments.
+func Blank(data []byte) bool {
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimLeft(line, " \t")
+		if len(line) > 0 && line[0] != '#' && len(bytes.TrimSpace(line)) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// owned returns the text of data, which nothing else holds or changes:
+// the decoded strings point into it rather than into a copy.
+func owned(data []byte) string {
+	if len(data) == 0 {
+		return ""
+	}
+	return unsafe.String(&data[0], len(data))
+}
+
+func decodeText(name, src string, out any) (*Doc, error) {
 	doc := &Doc{File: name}
 	rv := reflect.ValueOf(out)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return doc, fmt.Errorf("config.Decode: out must be a non-nil pointer, got %T", out)
 	}
+	t, err := parseYAML(name, src)
+	if err != nil {
+		return doc, err
+	}
+	node := int32(0)
+	if c := t.content(0); t.kind(0) == yaml.DocumentNode && len(c) == 1 {
+		node = c[0]
+	}
+	doc.t, doc.root, doc.Parsed, doc.src = t, node, true, src
+	d := &decoder{doc: doc, t: t, plans: map[reflect.Type]*plan{}}
+	d.decode(node, rv.Elem(), d.planFor(rv.Elem().Type()))
+	return doc, d.errs.Err()
+}
+
+// parseYAML parses data into its one document node: by the fast parser
+// when it can, else by yaml/v3, whose errors are reported.
+func parseYAML(name string, src string) (*tree, error) {
+	if t, ok := fastParse(src); ok {
+		return t, nil
+	}
 	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec := yaml.NewDecoder(strings.NewReader(src))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return doc, Errors{{Pos: Pos{File: name}, Msg: "file is empty"}}.Err()
+			return nil, Errors{{Pos: Pos{File: name}, Msg: "file is empty"}}.Err()
 		}
-		return doc, Errors{syntaxError(name, err)}.Err()
+		return nil, Errors{syntaxError(name, err)}.Err()
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return doc, Errors{{Pos: Pos{File: name, Line: extra.Line, Column: extra.Column}, Msg: "only one YAML document is allowed"}}.Err()
+		return nil, Errors{{Pos: Pos{File: name, Line: extra.Line, Column: extra.Column}, Msg: "only one YAML document is allowed"}}.Err()
 	}
-	d := &decoder{doc: doc, fields: map[reflect.Type]map[string][]int{}}
-	node := &root
-	if node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
-		node = node.Content[0]
-	}
-	doc.root = node
-	doc.Parsed = true
-	d.decode(node, rv.Elem(), nil)
-	return doc, d.errs.Err()
+	return fromYAML(&root), nil
 }
 
 func syntaxError(name string, err error) *Error {
@@ -331,62 +409,31 @@ func syntaxError(name string, err error) *Error {
 	return &Error{Pos: Pos{File: name, Line: line, Column: 1}, Msg: "YAML syntax: " + msg}
 }
 
-// keyPath is a key path built while descending, turned into a string
-// only when a problem is reported.
+// keyPath is where the decoder is, turned into a string only when a
+// problem is reported.
 type keyPath struct {
-	parent *keyPath
-	key    string
-	idx    int // for list elements, with key == ""
+	segs []pathSeg
+}
+
+// pathSeg is a mapping key, or a list element when idx >= 0.
+type pathSeg struct {
+	key string
+	idx int
 }
 
 func (p *keyPath) String() string {
 	if p == nil {
 		return ""
 	}
-	if p.key == "" {
-		return Index(p.parent.String(), p.idx)
-	}
-	return Join(p.parent.String(), p.key)
-}
-
-type decoder struct {
-	doc    *Doc
-	errs   Errors
-	fields map[reflect.Type]map[string][]int // structFields, computed once per type
-	hex    map[reflect.Type]map[string]bool  // hexFields, computed once per type
-	// inHex is set while a field tagged ",hex" is decoded: its integers
-	// may be written as 0x... too.
-	inHex bool
-}
-
-func (d *decoder) structFields(t reflect.Type) map[string][]int {
-	if f, ok := d.fields[t]; ok {
-		return f
-	}
-	f := structFields(t)
-	d.fields[t] = f
-	return f
-}
-
-// hexFields names the keys of t whose integers may be hexadecimal.
-func (d *decoder) hexFields(t reflect.Type) map[string]bool {
-	if d.hex == nil {
-		d.hex = map[reflect.Type]map[string]bool{}
-	}
-	if h, ok := d.hex[t]; ok {
-		return h
-	}
-	var h map[string]bool
-	for name, idx := range d.structFields(t) {
-		if _, opts, _ := strings.Cut(t.FieldByIndex(idx).Tag.Get("yaml"), ","); hasOpt(opts, "hex") {
-			if h == nil {
-				h = map[string]bool{}
-			}
-			h[name] = true
+	s := ""
+	for _, g := range p.segs {
+		if g.idx >= 0 {
+			s = Index(s, g.idx)
+		} else {
+			s = Join(s, g.key)
 		}
 	}
-	d.hex[t] = h
-	return h
+	return s
 }
 
 // hasOpt reports whether the comma-separated tag options opts hold o.
@@ -431,147 +478,6 @@ func kindName(n *yaml.Node) string {
 		return fmt.Sprintf("%q", n.Value)
 	}
 	return "something else"
-}
-
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path *keyPath) {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	if v.Kind() == reflect.Pointer {
-		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-			return
-		}
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
-		}
-		d.decode(n, v.Elem(), path)
-		return
-	}
-	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
-		if err := v.Addr().Interface().(NodeDecoder).DecodeNode(n); err != nil {
-			d.fail(n, path, "%v", err)
-		}
-		return
-	}
-	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {
-		if n.Kind != yaml.ScalarNode {
-			d.fail(n, path, "want a single value, got %s", kindName(n))
-			return
-		}
-		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
-			d.fail(n, path, "%v", err)
-		}
-		return
-	}
-	switch v.Kind() {
-	case reflect.Struct:
-		d.decodeStruct(n, v, path)
-	case reflect.Slice:
-		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-			return
-		}
-		if n.Kind != yaml.SequenceNode {
-			d.fail(n, path, "want a list, got %s", kindName(n))
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		for i, c := range n.Content {
-			d.decode(c, s.Index(i), &keyPath{parent: path, idx: i})
-		}
-		v.Set(s)
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "want a mapping, got %s", kindName(n))
-			return
-		}
-		if v.Type().Key().Kind() != reflect.String {
-			d.fail(n, path, "unsupported map key type %s", v.Type().Key())
-			return
-		}
-		m := reflect.MakeMap(v.Type())
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			ev := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, ev, &keyPath{parent: path, key: k.Value})
-			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), ev)
-		}
-		v.Set(m)
-	default:
-		d.decodeScalar(n, v, path)
-	}
-}
-
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path *keyPath) {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return
-	}
-	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "want a mapping, got %s", kindName(n))
-		return
-	}
-	fields := d.structFields(v.Type())
-	hex := d.hexFields(v.Type())
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		p := &keyPath{parent: path, key: k.Value}
-		if k.Kind != yaml.ScalarNode {
-			d.fail(k, path, "keys must be plain words")
-			continue
-		}
-		idx, ok := fields[k.Value]
-		if !ok {
-			d.fail(k, p, "unknown key %q (known keys here: %s)", k.Value, strings.Join(sortedKeys(fields), ", "))
-			continue
-		}
-		if seen[k.Value] {
-			d.fail(k, p, "key %q is set twice", k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		if hex[k.Value] && !d.inHex {
-			d.inHex = true
-			d.decode(val, v.FieldByIndex(idx), p)
-			d.inHex = false
-			continue
-		}
-		d.decode(val, v.FieldByIndex(idx), p)
-	}
-}
-
-func structFields(t reflect.Type) map[string][]int {
-	out := map[string][]int{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		tag := f.Tag.Get("yaml")
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "-" {
-			continue
-		}
-		if strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
-			for k, idx := range structFields(f.Type) {
-				out[k] = append([]int{i}, idx...)
-			}
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		out[name] = []int{i}
-	}
-	return out
-}
-
-func sortedKeys(m map[string][]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // intBase checks the written form of an integer and gives the base to

@@ -54,9 +54,13 @@ on the same one is refused with the holder's pid and command.`,
 			if err != nil {
 				return err
 			}
+			if once {
+				collectLate()
+			}
 			// A file this kernel cannot carry out is refused before
 			// anything changes, as at reload.
-			cfg, _, err := loadDirectorForHost(path, kernelRoot, cmd.ErrOrStderr(), func(n string) { log.Warn("note", "note", n) })
+			loader := director.NewLoader(path)
+			cfg, _, err := loadDirectorWith(loader, path, kernelRoot, cmd.ErrOrStderr(), func(n string) { log.Warn("note", "note", n) })
 			if err != nil {
 				return err
 			}
@@ -91,7 +95,7 @@ on the same one is refused with the holder's pid and command.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			d := &director.Daemon{Path: path, Engine: e, Log: log, Hup: hup}
+			d := &director.Daemon{Path: path, Loader: loader, Engine: e, Log: log, Hup: hup}
 			return d.Run(ctx, cfg)
 		},
 	}

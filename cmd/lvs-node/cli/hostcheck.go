@@ -17,7 +17,13 @@ const kernelRoot = "/"
 // problem one per line as loadDirectorConfig does. Notes (setups that
 // need help from outside lvs-node) are handed to note.
 func loadDirectorForHost(path, root string, stderr io.Writer, note func(string)) (*director.Config, *config.Doc, error) {
-	cfg, doc, err := director.LoadConfig(path)
+	return loadDirectorWith(director.NewLoader(path), path, root, stderr, note)
+}
+
+// loadDirectorWith is loadDirectorForHost with the Loader the caller
+// keeps (the daemon's, for incremental reloads of included files).
+func loadDirectorWith(l *director.Loader, path, root string, stderr io.Writer, note func(string)) (*director.Config, *config.Doc, error) {
+	cfg, doc, err := l.Load()
 	if err == nil {
 		err = director.CheckHost(cfg, doc, ipvs.NewKernelFiles(root))
 	}

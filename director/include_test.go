@@ -370,3 +370,25 @@ func TestUntrustedStatIsReadAgain(t *testing.T) {
 		t.Errorf("the same content counts as changed: %+v", cfg.from)
 	}
 }
+
+// TestIncludedServiceInputsAndFullNATChecked: the keys of a service that
+// other parts of the director read (health_check, full-NAT's
+// local_addresses) are checked in an included file as in the main one,
+// with the included file's position.
+func TestIncludedServiceInputsAndFullNATChecked(t *testing.T) {
+	s := newSite(t, "include: [services.d/*.yaml]\n")
+	s.write(t, "services.d/a.yaml", "- name: fn\n  vip: 10.6.0.1\n  port: 80\n  forwarding: fullnat\n  real_servers:\n    - {address: 10.8.0.1}\n"+
+		"- name: hc\n  vip: 10.6.0.2\n  port: 80\n  health_check: {type: tcp, interval: 1s, timeout: 5s}\n  real_servers:\n    - {address: 10.8.0.1}\n")
+	_, _, err := LoadConfig(s.path)
+	a := filepath.Join(s.dir, "services.d/a.yaml")
+	for _, want := range []string{
+		a + ":4:",
+		"full-NAT needs local_addresses",
+		a + ":10:",
+		"[1].health_check.timeout",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error:\n%v\nwant it to contain:\n%s", err, want)
+		}
+	}
+}

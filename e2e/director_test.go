@@ -548,7 +548,7 @@ func TestDirectorIncludedReload(t *testing.T) {
 	d.included = true
 	d.threeKindsRealServers(t)
 	d.writeConfig(t, threeKinds)
-	if out := d.dir.MustRun(t, "lvs-node", "check", "--config", d.cfgPath); !strings.Contains(out, "valid director configuration (3 virtual services)") {
+	if out := d.dir.MustRun(t, "lvs-node", "check", "--config", d.cfgPath); !strings.Contains(out, "valid director configuration (3 virtual services;") {
 		t.Fatalf("check said %q", out)
 	}
 	proc := d.start(t)

@@ -144,8 +144,11 @@ exec ` + real + ` "$@"
 func TestReliabilityStuckModprobe(t *testing.T) {
 	d := newDirectorLab(t)
 	modprobe(t, "ip_vs_rr")
-	// Another test may have used sed; no service of this lab does now.
-	unloadModule(t, "ip_vs_sed")
+	// Another test may have used sed; its namespaces may still be
+	// going away (the kernel frees them later), holding the module.
+	waitUntil(t, 60*time.Second, "ip_vs_sed to unload", func() bool {
+		return !moduleLoaded(t, "ip_vs_sed") || exec.Command("rmmod", "ip_vs_sed").Run() == nil
+	})
 	for _, h := range []*topo.Host{d.rs1, d.rs2} {
 		drRealServer(t, h, "10.0.0.100", "10.0.0.105")
 		h.ServeName(t, 80)

@@ -56,8 +56,10 @@ listen:
 // TestDemo is what ` + "`make lab`" + ` shows: a client, a director and three real
 // servers, all running lvs-node, with traffic through the VIP; a real
 // server failing its health check and coming back; a real server's load
-// rising and its weight following; lvs-node status. It is also part of
-// the suite, so the demo cannot rot.
+// rising and its weight following; lvs-node status; then full-NAT with
+// TOA, where an application on a real server with no route to the client
+// still sees the client's address. It is also part of the suite, so the
+// demo cannot rot.
 func TestDemo(t *testing.T) {
 	demo := os.Getenv("LVS_DEMO") == "1"
 	say := func(format string, args ...any) {
@@ -67,6 +69,19 @@ func TestDemo(t *testing.T) {
 			t.Logf(format, args...)
 		}
 	}
+	// Each part runs in a lab of its own, torn down before the next.
+	if !t.Run("direct routing", func(t *testing.T) { demoDR(t, say) }) {
+		return
+	}
+	if !t.Run("full-NAT", func(t *testing.T) { demoFullNAT(t, say) }) {
+		return
+	}
+	say("\n== done: every request went through the VIPs; stopping lvs-node restores the real servers ==")
+}
+
+// demoDR is the direct-routing part of the demo: health checks, load
+// feedback and status.
+func demoDR(t *testing.T, say func(string, ...any)) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -146,8 +161,6 @@ func TestDemo(t *testing.T) {
 	if dp.Exited() {
 		t.Fatalf("director exited:\n%s", dp.Output())
 	}
-	demoFullNAT(t, say)
-	say("\n== done: every request went through the VIPs; stopping lvs-node restores the real servers ==")
 }
 
 // demoFullNAT shows full-NAT with TOA: real servers on another subnet,

@@ -267,7 +267,13 @@ listen:
 	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Errorf("control socket %s: mode %v, want a socket with 0600", sock1, fi.Mode())
 	}
-	status := rs1.MustRun(t, "lvs-node", "realserver", "status", "--config", cfg1)
+	// A status asked while the daemon is in a pass of its loop is the last
+	// one it computed, marked busy: ask until one is fresh.
+	var status string
+	waitUntil(t, 10*time.Second, "a status that is not busy", func() bool {
+		status = rs1.MustRun(t, "lvs-node", "realserver", "status", "--config", cfg1)
+		return !strings.HasPrefix(status, "busy:")
+	})
 	t.Logf("status on rs1:\n%s", status)
 	for _, want := range []string{"10.0.0.100 dr on lo: applied\n", "10.0.0.101 tun on tunl0: applied\n",
 		"net/ipv4/conf/all/arp_ignore = 1, original 0\n", "net/ipv4/conf/all/rp_filter = 0, original 1\n",

@@ -119,6 +119,17 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	defer tick.Stop()
 	var repairs, reloads uint64
 	lastErr := ""
+	// fresh computes the status and publishes it for readers that find
+	// the loop busy.
+	fresh := func() (*Status, error) {
+		st, err := a.status()
+		if err == nil {
+			st.Config, st.Repairs, st.Reloads, st.LastError = opts.ConfigPath, repairs, reloads, lastErr
+			st.Agent, st.TOA = rep.agentStatus(), toaK.status(a)
+			board.publish(st)
+		}
+		return st, err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,12 +150,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		case req := <-reqs:
 			switch req.cmd {
 			case cmdStatus:
-				st, err := a.status()
-				if err == nil {
-					st.Config, st.Repairs, st.Reloads, st.LastError = opts.ConfigPath, repairs, reloads, lastErr
-					st.Agent, st.TOA = rep.agentStatus(), toaK.status(a)
-					board.publish(st)
-				}
+				st, err := fresh()
 				req.reply <- statusReply(st, err)
 				continue
 			case cmdReload:
@@ -214,6 +220,11 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		}
 		toaK.pass(a, a.log, m)
 		a.updateGauge(m)
+		// A pass that repaired or failed publishes what it left, so that
+		// a status answered while the next pass runs is not older.
+		if len(changes) > 0 || err != nil {
+			_, _ = fresh()
+		}
 	}
 }
 

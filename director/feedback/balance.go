@@ -80,7 +80,7 @@ func (m Member) Util() float64 { return m.Share * m.Load }
 //     the offered load, is 1/Load; the utilisation every member of P
 //     would have with weights in proportion to capacity is
 //     u* = sum(Share) / sum(1/Load). A member keeps its weight while its
-//     utilisation is within 3 standard errors of u* (the noise of one
+//     utilisation is within 2 standard errors of u* (the noise of one
 //     reply, the median over P of the known Noise, times sqrt(Spread);
 //     0 while no member's noise is known): noise writes nothing,
 //     and the band narrows as the replies add up. Beyond it, the member

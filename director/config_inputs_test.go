@@ -84,6 +84,7 @@ func TestInputBlockErrors(t *testing.T) {
     real_servers: [{address: 10.0.0.11}]`, `virtual_services[0].quorum.min_up: is 3 but the service lists only 1 real servers`},
 		{"feedback dead band", `    feedback: {dead_band: 70%}`, `virtual_services[0].feedback.dead_band: want 0% to 50%`},
 		{"feedback min weight", `    feedback: {min_weight: 0, max_weight: 70000}`, `virtual_services[0].feedback.max_weight`},
+		{"feedback mode", `    feedback: {mode: equalise}`, `d.yaml:5:16: virtual_services[0].feedback.mode: want capacity (`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := "virtual_services:\n  - name: web\n    vip: 10.0.0.100\n    port: 80\n" + tc.body + "\n"

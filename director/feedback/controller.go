@@ -55,6 +55,11 @@ type Controller struct {
 	lastGood time.Time
 	since    time.Time // start, for an agent that never answered
 	health   agentcheck.Health
+
+	// balance mode (see Balance)
+	pool *Pool
+	est  loadEstimate
+	hist []weightChange
 }
 
 // NewController starts a controller at the configured weight. spec must
@@ -101,6 +106,16 @@ func (c *Controller) Observe(r agentcheck.Reply, now time.Time) (Decision, bool)
 			why = append(why, "agent reports up")
 		}
 	}
+	if c.pool != nil {
+		if w, limited, detail := c.balanceWeight(r, now, prev.Weight); w != prev.Weight {
+			next.Weight, next.Capacity = w, c.ratio(w)
+			if limited {
+				detail += ", step limited by max_step"
+			}
+			why = append(why, detail)
+		}
+		return c.commit(prev, next, why, now)
+	}
 	switch r.WeightKind {
 	case agentcheck.WeightPercent:
 		c.target = float64(r.Weight) / 100
@@ -128,7 +143,31 @@ func (c *Controller) Observe(r agentcheck.Reply, now time.Time) (Decision, bool)
 			why = append(why, reported)
 		}
 	}
-	return c.commit(prev, next, why)
+	return c.commit(prev, next, why, now)
+}
+
+// balanceWeight is Observe's weight in balance mode: a reply in percent
+// is the headroom, turned into a weight by Balance; weight:N is the
+// agent's own choice, applied as it is (and the real server's load is
+// not known until the next reply in percent).
+func (c *Controller) balanceWeight(r agentcheck.Reply, now time.Time, applied int) (w int, limited bool, why string) {
+	if c.configured <= 0 {
+		return applied, false, ""
+	}
+	switch r.WeightKind {
+	case agentcheck.WeightPercent:
+		want, detail, move := c.observeBalance(r.Weight, now)
+		if !move {
+			return applied, false, ""
+		}
+		w, limited = c.limit(want, applied)
+		return w, limited, fmt.Sprintf("agent reports %d%% headroom, %s", r.Weight, detail)
+	case agentcheck.WeightAbsolute:
+		c.est = loadEstimate{}
+		w, limited = c.limit(r.Weight, applied)
+		return w, limited, fmt.Sprintf("agent reports weight:%d", r.Weight)
+	}
+	return applied, false, ""
 }
 
 // Fail records a poll that gave no good reply at now. Once no good reply
@@ -144,15 +183,16 @@ func (c *Controller) Fail(now time.Time, cause error) (Decision, bool) {
 		return prev, false
 	}
 	c.smoothed, c.target, c.pending, c.health = 1, 1, 0, agentcheck.HealthNone
+	c.est = loadEstimate{}
 	next := Decision{Weight: c.configured, Capacity: 1, Admin: agentcheck.AdminReady, Stale: true}
 	why := fmt.Sprintf("agent stale: no good reply for %s", c.spec.StaleAfter)
 	if cause != nil {
 		why += " (" + cause.Error() + ")"
 	}
-	return c.commit(prev, next, []string{why + ": configured weight"})
+	return c.commit(prev, next, []string{why + ": configured weight"}, now)
 }
 
-func (c *Controller) commit(prev, next Decision, why []string) (Decision, bool) {
+func (c *Controller) commit(prev, next Decision, why []string, now time.Time) (Decision, bool) {
 	changed := next.Weight != prev.Weight || next.Admin != prev.Admin ||
 		next.AgentDown != prev.AgentDown || next.Stale != prev.Stale
 	if !changed {
@@ -160,6 +200,9 @@ func (c *Controller) commit(prev, next Decision, why []string) (Decision, bool) 
 	}
 	next.Reason = joinReasons(why)
 	c.cur = next
+	if c.pool != nil {
+		c.record(now)
+	}
 	return next, true
 }
 
@@ -230,8 +273,16 @@ func (c *Controller) weight(applied int) (w int, limited bool) {
 			return applied, false
 		}
 	}
-	step := max(1, int(math.Round(float64(*c.spec.MaxStep)*conf)))
-	switch {
+	return c.limit(want, applied)
+}
+
+// limit clamps want to [min_weight, max_weight] and moves from applied
+// by at most max_step of the configured weight. limited reports a cut
+// step.
+func (c *Controller) limit(want, applied int) (w int, limited bool) {
+	want = int(min(max(int64(want), c.spec.MinWeight), c.spec.MaxWeight))
+	step := max(1, int(math.Round(float64(*c.spec.MaxStep)*float64(c.configured))))
+	switch diff := want - applied; {
 	case diff > step:
 		return applied + step, true
 	case diff < -step:

@@ -4,7 +4,10 @@
 // Each virtual service may carry a feedback block (Spec). The director
 // polls the agent of each of its real servers (HAProxy agent-check
 // protocol, see internal/agentcheck) and a Controller per real server
-// turns the replies into a weight:
+// turns the replies into a weight. Spec.Mode says what "N%" means.
+//
+// In ModeCapacity (the default, HAProxy's meaning) each real server is on
+// its own:
 //
 //   - the configured weight times the reported capacity ("75%"), or the
 //     agent's absolute "weight:N";
@@ -16,6 +19,16 @@
 //     feedback never takes a server out);
 //   - written only when it moves by more than dead_band of the configured
 //     weight, and by at most max_step of the configured weight per poll.
+//
+// In ModeBalance "N%" is headroom that the weight itself moves (the cpu
+// source): the controllers of a service share a Pool, each measures its
+// real server's load per unit of traffic share (loadEstimate, which the
+// weight does not change), and Balance, a pure function, gives each real
+// server its capacity's part of the service's configured weights once its
+// utilisation is further from the pool's at balance than the noise of the
+// replies allows and the move exceeds dead_band of its weight. weight:N
+// is applied as it is, and clamping and max_step bound every move, as in
+// capacity mode.
 //
 // An agent that cannot be reached, times out or answers what the grammar
 // does not know keeps the last weight; once it has given no good reply

@@ -25,7 +25,7 @@ func (p *Poller[K]) Collector() prometheus.Collector {
 	descCapacity := prometheus.NewDesc(MetricCapacity,
 		"Weight set by feedback relative to the configured weight (1 = configured).", []string{"service", "remote_address", "remote_port"}, nil)
 	descWeight := prometheus.NewDesc(MetricWeight,
-		"Weight feedback asks for: configured weight times the reported capacity, smoothed and clamped (admin state and health apart).", []string{"service", "remote_address", "remote_port"}, nil)
+		"Weight feedback asks for: configured weight times the reported capacity, smoothed and clamped, or in balance mode the server's part of the service's configured weights (admin state and health apart).", []string{"service", "remote_address", "remote_port"}, nil)
 	descStale := prometheus.NewDesc(MetricStale,
 		"1 while the agent has given no good reply for stale_after (the configured weight applies).", []string{"service", "remote_address", "remote_port"}, nil)
 	descAdmin := prometheus.NewDesc(MetricAdmin,

@@ -131,6 +131,7 @@ func NewPoller[K comparable](targets []Target[K], sink Sink[K], opts Options) (*
 	if err != nil {
 		return nil, err
 	}
+	joinPools(agents)
 	p.agents = agents
 	return p, nil
 }
@@ -214,8 +215,28 @@ func build[K comparable](targets []Target[K], old []*agent[K], now time.Time) ([
 	return agents, nil
 }
 
+// joinPools puts the controllers of each service in balance mode into
+// one new pool. It changes controllers that may be in use: call it with
+// Poller.mu held once Run may be running.
+func joinPools[K comparable](agents []*agent[K]) {
+	pools := map[string]*Pool{}
+	for _, a := range agents {
+		for _, t := range a.targets {
+			if t.Spec.Mode != ModeBalance {
+				continue
+			}
+			p := pools[t.Service]
+			if p == nil {
+				p = NewPool()
+				pools[t.Service] = p
+			}
+			p.Add(t.ctl)
+		}
+	}
+}
+
 func sameSpec(a, b Spec) bool {
-	return a.Interval == b.Interval && a.Timeout == b.Timeout && a.MinWeight == b.MinWeight &&
+	return a.Mode == b.Mode && a.Interval == b.Interval && a.Timeout == b.Timeout && a.MinWeight == b.MinWeight &&
 		a.MaxWeight == b.MaxWeight && a.StaleAfter == b.StaleAfter && *a.Smoothing == *b.Smoothing &&
 		*a.DeadBand == *b.DeadBand && *a.MaxStep == *b.MaxStep && a.Port == b.Port &&
 		a.AgentHealth == b.AgentHealth && a.TokenFile == b.TokenFile
@@ -325,6 +346,7 @@ func (p *Poller[K]) Run(ctx context.Context) error {
 			for _, a := range p.agents {
 				a.index = -2 // detached: its poll in flight is dropped
 			}
+			joinPools(agents)
 			p.agents = agents
 			p.mu.Unlock()
 			*q = (*q)[:0]

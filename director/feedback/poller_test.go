@@ -338,11 +338,7 @@ func TestSetTargetsKeepsUnchangedState(t *testing.T) {
 	sink := &recSink{}
 	ta := Target[string]{Key: "a", Agent: a.addr(), Weight: 100, Spec: fastSpec(nil)}
 	tb := Target[string]{Key: "b", Agent: b.addr(), Weight: 100, Spec: fastSpec(nil)}
-	p, err := NewPoller([]Target[string]{ta, tb}, sink, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, p)
+	p := runPoller(t, sink, ta, tb)
 	waitFor(t, "both at 25", func() bool {
 		x, y := sink.of("a"), sink.of("b")
 		return len(x) > 1 && x[len(x)-1].Weight == 25 && len(y) > 1 && y[len(y)-1].Weight == 25

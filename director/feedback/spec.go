@@ -28,11 +28,15 @@ const (
 
 // Spec is the feedback block of a virtual service:
 //
-//	feedback: {interval: 2s, min_weight: 1, max_weight: 1000, stale_after: 10s,
+//	feedback: {mode: capacity, interval: 2s, min_weight: 1, max_weight: 1000, stale_after: 10s,
 //	           smoothing: 0.5, dead_band: 5%, max_step: 50%, port: 3262}
 //
-// Validate fills the defaults. Percentages are of the configured weight.
+// Validate fills the defaults. Percentages are of the configured weight,
+// except dead_band in balance mode (of the applied weight).
 type Spec struct {
+	// Mode is what the agents' percentages mean: ModeCapacity (the
+	// default, HAProxy's meaning) or ModeBalance.
+	Mode string `yaml:"mode"`
 	// Interval between two polls of an agent.
 	Interval config.Duration `yaml:"interval"`
 	// Timeout bounds one poll: connecting, sending the token and reading
@@ -47,10 +51,12 @@ type Spec struct {
 	// stale and the configured weight applies again.
 	StaleAfter config.Duration `yaml:"stale_after"`
 	// Smoothing is the share of the previous smoothed capacity kept at
-	// each reply (EWMA), in [0, 1): 0 follows every reply.
+	// each reply (EWMA), in [0, 1): 0 follows every reply. Capacity mode
+	// only: balance mode averages its own way (see loadEstimate).
 	Smoothing *float64 `yaml:"smoothing"`
 	// DeadBand: a weight change smaller than this share of the configured
-	// weight is not written.
+	// weight is not written (in balance mode: of the applied weight; see
+	// Balance).
 	DeadBand *Percent `yaml:"dead_band"`
 	// MaxStep: the weight moves by at most this share of the configured
 	// weight per poll.
@@ -92,6 +98,14 @@ func (s *Spec) Validate(doc *config.Doc, path string) config.Errors {
 	var errs config.Errors
 	key := func(k string) string { return config.Join(path, k) }
 	bad := func(k, format string, args ...any) { errs = append(errs, doc.Errorf(key(k), format, args...)) }
+	switch s.Mode {
+	case "":
+		s.Mode = ModeCapacity
+	case ModeCapacity, ModeBalance:
+	default:
+		bad("mode", "want %s (the agent's percentage is the share of the configured weight, HAProxy's meaning) or %s (the percentage is headroom; weights move towards equal headroom), got %q",
+			ModeCapacity, ModeBalance, s.Mode)
+	}
 	if s.Interval == 0 {
 		s.Interval = config.Duration(DefaultInterval)
 	} else if s.Interval.D() < 100*time.Millisecond {

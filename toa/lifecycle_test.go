@@ -225,6 +225,48 @@ func TestDetachIsImmediate(t *testing.T) {
 	}
 }
 
+// TestLabServerCgroup: with a server cgroup, the lab's listeners are made
+// there and the accepted sockets are the server cgroup's: eBPF TOA
+// attached to it alone reveals the address; the cgroup goes with the lab.
+func TestLabServerCgroup(t *testing.T) {
+	kerneltest.NeedRoot(t)
+	env := toatest.Env{PinDir: toatest.PinDir(t)}
+	lab, err := toa.NewLab(toa.LabOptions{Addrs: []netip.Addr{bal, srv}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := lab.Server
+	defer func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(server); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("server cgroup %s left behind", server)
+		}
+	}()
+	defer toa.Detach(toa.Options{PinDir: env.PinDir})
+	if filepath.Dir(server) != lab.Cgroup {
+		t.Fatalf("server cgroup %q is not below the lab's %q", server, lab.Cgroup)
+	}
+	opt, _ := format.Encode(format.K254, client)
+	if err := lab.Inject(toa.InACK, opt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := toa.Attach(toa.Config{Cgroup: server, Trusted: trust}, toa.Options{PinDir: env.PinDir}); err != nil {
+		t.Fatal(err)
+	}
+	if !revealed(t, lab) {
+		t.Fatal("not revealed with eBPF TOA on the server cgroup")
+	}
+	st, err := toa.ReadCounters(toa.Options{PinDir: env.PinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.Get("syn_recv_sock_toa"); n != 1 {
+		t.Fatalf("syn_recv_sock_toa %d after one connection, want 1", n)
+	}
+}
+
 // pinnedProgIDs returns the ids of the programs pinned in dir.
 func pinnedProgIDs(t *testing.T, dir string) []ebpf.ProgramID {
 	t.Helper()

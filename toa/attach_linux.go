@@ -443,9 +443,13 @@ func Detach(opts Options) ([]string, error) {
 			if info, err := l.Info(); err == nil && info.Cgroup() != nil {
 				cg = cgroupPath(info.Cgroup().CgroupId, opts)
 			}
+			// Removing the pin drops the last reference, but the
+			// kernel releases a link from a work queue, later: detach
+			// it here, so that the hook is gone when Detach returns.
+			// Should that fail, removing the pin still detaches it.
+			_ = l.Detach()
 			l.Close()
 		}
-		// The pin holds the last reference: removing it detaches.
 		if err := os.Remove(p); err != nil {
 			errs = append(errs, fmt.Errorf("detach %s: %w", h.short, err))
 			continue

@@ -15,10 +15,12 @@ import (
 // in a lab (connect from a trusted balancer whose packets carry a TOA,
 // accept, getpeername, close) with eBPF TOA attached and without, in
 // alternating rounds of one run, and the socket memory the kernel charges
-// for a tracked connection. Run by make bench (make bench-toa).
+// for a tracked connection. eBPF TOA is attached to the lab's server
+// cgroup, which holds the server's sockets and not the balancer's, as on
+// a real server. Run by make bench (make bench-toa).
 func BenchmarkTOAConnections(b *testing.B) {
 	env := toatest.Env{PinDir: toatest.PinDir(b)}
-	lab, err := toa.NewLab(toa.LabOptions{Addrs: []netip.Addr{bal, srv}})
+	lab, err := toa.NewLab(toa.LabOptions{Addrs: []netip.Addr{bal, srv}, Server: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func BenchmarkTOAConnections(b *testing.B) {
 		for i := range 2 {
 			attached := (r+i)%2 == 0
 			if attached {
-				if _, err := toa.Attach(toa.Config{Cgroup: lab.Cgroup, Trusted: trust}, toa.Options{PinDir: env.PinDir}); err != nil {
+				if _, err := toa.Attach(toa.Config{Cgroup: lab.Server, Trusted: trust}, toa.Options{PinDir: env.PinDir}); err != nil {
 					b.Fatal(err)
 				}
 			} else if _, err := toa.Detach(toa.Options{PinDir: env.PinDir}); err != nil {

@@ -42,6 +42,13 @@ const (
 type Lab struct {
 	// Cgroup is the lab's cgroup v2 directory.
 	Cgroup string
+	// Server, when LabOptions.Server asked for it, is a cgroup below
+	// Cgroup in which the lab makes its listeners: accepted sockets
+	// belong to their listener's cgroup, so eBPF TOA attached there
+	// sees the server's sockets and not the client's, as on a real
+	// server behind a balancer. The injector, attached to Cgroup, runs
+	// on both.
+	Server string
 	orig   string
 	inj    *injector.Injector
 	do     chan func()
@@ -59,6 +66,8 @@ type LabOptions struct {
 	Addrs []netip.Addr
 	// Root is the root for reading the mount table (see Options).
 	Root string
+	// Server makes Lab.Server.
+	Server bool
 }
 
 var labSeq atomic.Int64
@@ -97,6 +106,12 @@ func NewLab(o LabOptions) (*Lab, error) {
 	}
 	if l.inj, err = injector.Attach(l.Cgroup); err != nil {
 		return fail(err)
+	}
+	if o.Server {
+		if err := os.Mkdir(filepath.Join(l.Cgroup, "server"), 0o755); err != nil {
+			return fail(fmt.Errorf("lab server cgroup: %w", err))
+		}
+		l.Server = filepath.Join(l.Cgroup, "server")
 	}
 	ready := make(chan error)
 	l.do, l.done = make(chan func()), make(chan struct{})
@@ -186,6 +201,11 @@ func (l *Lab) Close() error {
 	}
 	if l.orig != "" {
 		errs = append(errs, moveSelf(l.orig))
+	}
+	if l.Server != "" {
+		if err := rmdirRetry(l.Server); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if l.Cgroup != "" {
 		if err := rmdirRetry(l.Cgroup); err != nil {
@@ -294,7 +314,7 @@ func (l *Lab) Connect(c Conn) (*Seen, error) {
 	var dst netip.AddrPort
 	err := l.run(func() error {
 		var err error
-		lfd, dst, err = listen(c)
+		lfd, dst, err = l.listen(c)
 		if err != nil {
 			return err
 		}
@@ -358,6 +378,25 @@ func (l *Lab) Connect(c Conn) (*Seen, error) {
 	}
 	seen.NAT64, seen.NAT64Err = nat64Lookup(nfd)
 	return &seen, nil
+}
+
+// listen makes the server's listener, in the server cgroup if the lab
+// has one (the process moves there for the call and back).
+func (l *Lab) listen(c Conn) (int, netip.AddrPort, error) {
+	if l.Server == "" {
+		return listen(c)
+	}
+	if err := moveSelf(l.Server); err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	fd, dst, err := listen(c)
+	if back := moveSelf(l.Cgroup); back != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return -1, netip.AddrPort{}, back
+	}
+	return fd, dst, err
 }
 
 func listen(c Conn) (int, netip.AddrPort, error) {
@@ -448,7 +487,7 @@ func nat64Lookup(fd int) (netip.AddrPort, error) {
 // first accepted socket, and how many of them accept() saw as want.
 func (l *Lab) Churn(c Conn, n int, want netip.AddrPort) (elapsed time.Duration, optmem uint32, revealed int, err error) {
 	err = l.run(func() error {
-		lfd, dst, err := listen(c)
+		lfd, dst, err := l.listen(c)
 		if err != nil {
 			return err
 		}

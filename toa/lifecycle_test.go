@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/lvs-node/lvs-node/internal/kerneltest"
 	"github.com/lvs-node/lvs-node/toa"
@@ -180,6 +181,138 @@ func TestAttachRepairsAndDetachIsIdempotent(t *testing.T) {
 	if revealed(t, lab) {
 		t.Fatal("revealed after detach")
 	}
+}
+
+// TestDetachIsImmediate: when Detach returns, no program of eBPF TOA is
+// left on the cgroup and accept() shows the balancer again, even while
+// another process holds the links open (as a bpftool listing does). The
+// kernel releases an unpinned link only with its last reference, and then
+// from a work queue: removing the pins alone is not enough.
+func TestDetachIsImmediate(t *testing.T) {
+	lab, env := setup(t)
+	for round := range 5 {
+		attach(t, lab, env)
+		ids := pinnedProgIDs(t, env.PinDir)
+		var held []link.Link
+		if round%2 == 0 {
+			paths, _ := filepath.Glob(filepath.Join(env.PinDir, "link_*"))
+			for _, p := range paths {
+				l, err := link.LoadPinnedLink(p, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				held = append(held, l)
+			}
+		}
+		_, err := toa.Detach(toa.Options{PinDir: env.PinDir})
+		left := attachedOf(t, lab.Cgroup, ids)
+		for _, l := range held {
+			l.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Fatalf("round %d (links held open: %d): programs %v still attached to %s after Detach", round, len(held), left, lab.Cgroup)
+		}
+		s, err := lab.Connect(toa.Conn{Listen: toa.ListenIPv4, Server: srv, Balancer: bal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Accept == client || s.Peer == client {
+			t.Fatalf("round %d: the address was revealed after Detach (accept %s, getpeername %s)", round, s.Accept, s.Peer)
+		}
+	}
+}
+
+// TestLabServerCgroup: with a server cgroup, the lab's listeners are made
+// there and the accepted sockets are the server cgroup's: eBPF TOA
+// attached to it alone reveals the address; the cgroup goes with the lab.
+func TestLabServerCgroup(t *testing.T) {
+	kerneltest.NeedRoot(t)
+	env := toatest.Env{PinDir: toatest.PinDir(t)}
+	lab, err := toa.NewLab(toa.LabOptions{Addrs: []netip.Addr{bal, srv}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := lab.Server
+	defer func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(server); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("server cgroup %s left behind", server)
+		}
+	}()
+	defer toa.Detach(toa.Options{PinDir: env.PinDir})
+	if filepath.Dir(server) != lab.Cgroup {
+		t.Fatalf("server cgroup %q is not below the lab's %q", server, lab.Cgroup)
+	}
+	opt, _ := format.Encode(format.K254, client)
+	if err := lab.Inject(toa.InACK, opt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := toa.Attach(toa.Config{Cgroup: server, Trusted: trust}, toa.Options{PinDir: env.PinDir}); err != nil {
+		t.Fatal(err)
+	}
+	if !revealed(t, lab) {
+		t.Fatal("not revealed with eBPF TOA on the server cgroup")
+	}
+	st, err := toa.ReadCounters(toa.Options{PinDir: env.PinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.Get("syn_recv_sock_toa"); n != 1 {
+		t.Fatalf("syn_recv_sock_toa %d after one connection, want 1", n)
+	}
+}
+
+// pinnedProgIDs returns the ids of the programs pinned in dir.
+func pinnedProgIDs(t *testing.T, dir string) []ebpf.ProgramID {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(dir, "prog_*"))
+	var ids []ebpf.ProgramID
+	for _, p := range paths {
+		prog, err := ebpf.LoadPinnedProgram(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := prog.Info()
+		prog.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, ok := info.ID(); ok {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 4 {
+		t.Fatalf("%d programs pinned in %s, want 4", len(ids), dir)
+	}
+	return ids
+}
+
+// attachedOf returns those of ids the kernel lists as attached to cg.
+func attachedOf(t *testing.T, cg string, ids []ebpf.ProgramID) []ebpf.ProgramID {
+	t.Helper()
+	f, err := os.Open(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var left []ebpf.ProgramID
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupSockOps, ebpf.AttachCgroupInet4GetPeername, ebpf.AttachCgroupInet6GetPeername, ebpf.AttachCGroupGetsockopt} {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: int(f.Fd()), Attach: at})
+		if err != nil {
+			t.Fatalf("query %s: %v", at, err)
+		}
+		for _, p := range res.Programs {
+			if slices.Contains(ids, p.ID) {
+				left = append(left, p.ID)
+			}
+		}
+	}
+	return left
 }
 
 // TestConcurrentAttach: several processes' worth of attaches at once end

@@ -79,6 +79,7 @@ int toa_parse_tc(struct __sk_buff *skb)
 	volatile struct toa_slot *s;
 	__u8 *p = data;
 	__u32 hl = 0, flags = 0;
+	int r;
 
 	if (!in || !out || !sc)
 		return 0;
@@ -100,11 +101,9 @@ int toa_parse_tc(struct __sk_buff *skb)
 	if (l4 > ETH_HLEN + 60)
 		return 0;
 	s = &sc->slot[0];
-	toa_copy_hdr(s, data + l4, data_end);
-	if (s->n >= TOA_HDR_MIN) {
-		hl = (s->buf[12] >> 4) * 4;
-		if (hl > s->n)
-			hl = 0;
+	r = toa_copy_hdr(s, data + l4, data_end);
+	if (r >= 0) {
+		hl = r;
 		flags = toa_parse(s, hl, in->formats,
 				  !!(s->buf[13] & TCP_FLAG_SYN), &a);
 	}

@@ -58,12 +58,10 @@ type parserToaScratch struct {
 	Slot [3]struct {
 		_     structs.HostLayout
 		Buf   [64]uint8
-		N     uint32
 		I     uint32
 		Flags uint32
 		Pos   uint32
 		Id    uint32
-		Pad   uint32
 	}
 }
 

@@ -135,6 +135,7 @@ static __always_inline __u32 parse_skb(struct bpf_sock_ops *skops,
 				       struct toa_addr *out, __u32 *hdrlen)
 {
 	__u32 zero = 0, flags = 0, slot, hl = 0;
+	int r;
 	struct toa_scratch *sc = bpf_map_lookup_elem(&toa_scratch, &zero);
 	volatile struct toa_slot *s;
 
@@ -147,12 +148,10 @@ static __always_inline __u32 parse_skb(struct bpf_sock_ops *skops,
 	sc->nest = slot + 1;
 	s = &sc->slot[slot];
 
-	toa_copy_hdr(s, (void *)(long)skops->skb_data,
-		     (void *)(long)skops->skb_data_end);
-	if (s->n >= TOA_HDR_MIN) {
-		hl = (s->buf[12] >> 4) * 4;
-		if (hl > s->n)
-			hl = 0; /* toa_parse calls it malformed */
+	r = toa_copy_hdr(s, (void *)(long)skops->skb_data,
+			 (void *)(long)skops->skb_data_end);
+	if (r >= 0) {
+		hl = r;
 		flags = toa_parse(s, hl, cf->formats,
 				  !!(skops->skb_tcp_flags & TCP_FLAG_SYN), out);
 	}
@@ -168,17 +167,14 @@ static __always_inline __u32 parse_skb(struct bpf_sock_ops *skops,
 	return flags;
 }
 
+/* store gives the socket its address; the socket has none yet, so the
+ * storage is created with it in one call. */
 static __always_inline void store(struct bpf_sock_ops *skops,
 				  struct toa_addr *a)
 {
-	struct toa_addr *v;
-
-	if (!skops->sk)
-		return;
-	v = bpf_sk_storage_get(&toa_addrs, skops->sk, 0,
-			       BPF_SK_STORAGE_GET_F_CREATE);
-	if (v)
-		*v = *a;
+	if (skops->sk)
+		bpf_sk_storage_get(&toa_addrs, skops->sk, a,
+				   BPF_SK_STORAGE_GET_F_CREATE);
 }
 
 static __always_inline void passive_established(struct bpf_sock_ops *skops)
@@ -217,11 +213,10 @@ static __always_inline void parse_later(struct bpf_sock_ops *skops)
 	__u32 flags, hl;
 	int done = 0;
 
-	if (!cf)
+	/* Untrusted packets are not counted here: no parse for them. */
+	if (!cf || !trusted(skops))
 		return;
 	flags = parse_skb(skops, cf, 0, &a, &hl);
-	if (!trusted(skops))
-		return;
 	if (flags & (TOA_R_MALFORMED | TOA_R_INVALID | TOA_R_REPEATED))
 		count(C_MALFORMED);
 	if (flags & TOA_R_FOUND) {

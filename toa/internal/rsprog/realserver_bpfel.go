@@ -37,12 +37,10 @@ type realserverToaScratch struct {
 	Slot [3]struct {
 		_     structs.HostLayout
 		Buf   [64]uint8
-		N     uint32
 		I     uint32
 		Flags uint32
 		Pos   uint32
 		Id    uint32
-		Pad   uint32
 	}
 }
 

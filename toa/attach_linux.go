@@ -281,13 +281,17 @@ func (a *attacher) run(cfg Config, formats format.Set) error {
 				return explainAttach(h, a.cgPath, err)
 			}
 			a.keep(nl)
-			// Replacing the pin of a link elsewhere drops it.
+			// Replacing the pin of a link elsewhere drops it; the kernel
+			// would release it later, so the old hook is detached now.
 			if err := replacePin(nl, linkPin(a.dir, h)); err != nil {
 				return err
 			}
 			verb := "attach"
 			if old != nil {
 				verb = "move"
+				if err := old.Detach(); err != nil {
+					a.note("detach %s from its old cgroup: %v", h.short, err)
+				}
 			}
 			a.note("%s %s to %s", verb, h.short, a.cgPath)
 		}

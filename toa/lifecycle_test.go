@@ -392,3 +392,45 @@ func TestVerifySelfTest(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveDetachesTheOldCgroupAtOnce: attaching to another cgroup moves
+// the hooks; the old cgroup has none left when Attach returns, even while
+// something else holds the old links open (the kernel would otherwise
+// release them later).
+func TestMoveDetachesTheOldCgroupAtOnce(t *testing.T) {
+	lab, env := setup(t)
+	attach(t, lab, env)
+	ids := pinnedProgIDs(t, env.PinDir)
+	paths, _ := filepath.Glob(filepath.Join(env.PinDir, "link_*"))
+	var held []link.Link
+	for _, p := range paths {
+		l, err := link.LoadPinnedLink(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+	}
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	other := filepath.Join(lab.Cgroup, "moved")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = toa.Detach(toa.Options{PinDir: env.PinDir})
+		_ = os.Remove(other)
+	})
+	ch, err := toa.Attach(toa.Config{Cgroup: other, Trusted: trust}, toa.Options{PinDir: env.PinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ch, "move getpeername4 to "+other) {
+		t.Fatalf("changes %v: want the hooks moved", ch)
+	}
+	if left := attachedOf(t, lab.Cgroup, ids); len(left) != 0 {
+		t.Fatalf("programs %v still attached to the old cgroup %s after the move", left, lab.Cgroup)
+	}
+}

@@ -42,16 +42,19 @@ type RealServerInputs struct {
 	HealthCheck *healthz.Spec `yaml:"health_check"`
 
 	// Filled by validation: the check that runs, with every default
-	// filled; check.Type is "" when the server is not checked.
-	check healthz.Spec
+	// filled; nil when the server is not checked. Real servers without a
+	// block of their own share their service's.
+	check *healthz.Spec
 }
 
 // Check returns the health check that runs for the j-th real server (its
 // service's block merged with its own, defaults filled) and whether
 // there is one.
 func (vs *VirtualService) Check(j int) (healthz.Spec, bool) {
-	c := vs.RealServers[j].check
-	return c, c.Type != ""
+	if c := vs.RealServers[j].check; c != nil {
+		return *c, true
+	}
+	return healthz.Spec{}, false
 }
 
 // rule is what vs says about the effective weights of its j-th real
@@ -60,7 +63,7 @@ func (vs *VirtualService) Check(j int) (healthz.Spec, bool) {
 // feedback block).
 func (vs *VirtualService) rule(j int) WeightRule {
 	r := WeightRule{OnFailure: Quiesce, MaxWeight: maxWeight}
-	if c := &vs.RealServers[j].check; c.Type != "" {
+	if c := vs.RealServers[j].check; c != nil {
 		r.Checked = true
 		if c.OnFailure == healthz.OnFailureRemove {
 			r.OnFailure = Remove
@@ -88,22 +91,32 @@ func (v *validator) inputs(vs *VirtualService, p string) {
 	add(vs.HealthCheck.Validate(v.doc, hp, nil))
 	vs.checked = false
 	portless := map[string]bool{} // paths already reported
+	var shared *healthz.Spec      // the service's block with defaults, for servers without one
 	for j := range vs.RealServers {
 		rs := &vs.RealServers[j]
 		rp := config.Join(config.Index(config.Join(p, "real_servers"), j), "health_check")
 		add(rs.HealthCheck.Validate(v.doc, rp, vs.HealthCheck))
-		rs.check = healthz.Spec{}
+		rs.check = nil
 		if vs.HealthCheck == nil && rs.HealthCheck == nil {
 			continue
 		}
-		eff := healthz.Merge(vs.HealthCheck, rs.HealthCheck).WithDefaults()
+		var eff *healthz.Spec
+		if rs.HealthCheck == nil && shared != nil {
+			eff = shared
+		} else {
+			e := healthz.Merge(vs.HealthCheck, rs.HealthCheck).WithDefaults()
+			eff = &e
+			if rs.HealthCheck == nil {
+				shared = eff
+			}
+		}
 		if eff.Type == healthz.TypeNone {
 			continue
 		}
 		rs.check, vs.checked = eff, true
 		// A real server of a firewall-mark service has no port of its
 		// own: a check that connects needs port: in its spec.
-		if eff.NeedsPort() && rs.Port != nil && rs.addr.IsValid() && healthz.TargetOf(&eff, netip.AddrPortFrom(rs.addr, *rs.Port)).Port() == 0 {
+		if eff.NeedsPort() && rs.Port != nil && rs.addr.IsValid() && healthz.TargetOf(eff, netip.AddrPortFrom(rs.addr, *rs.Port)).Port() == 0 {
 			at := hp
 			if rs.HealthCheck != nil {
 				at = rp

@@ -570,7 +570,7 @@ func TestSnapshotIsTheTableAfterTheChanges(t *testing.T) {
 
 // bigConfigs parses the 10,000 x 10 configuration twice, the second with
 // one weight changed.
-func bigConfigs(b *testing.B, dir string) (*Config, *Config) {
+func bigConfigs(b testing.TB, dir string) (*Config, *Config) {
 	b.Helper()
 	body := "director:\n  state_dir: " + dir + "\n" + bigConfig(10000)
 	cfg1, _, err := ParseConfig("d.yaml", []byte(body))

@@ -108,10 +108,35 @@ func TestReliabilityDirectorRefusals(t *testing.T) {
 	}
 }
 
-// modprobeWrapper puts a modprobe first on PATH that, for ip_vs_sed,
+// freeScheduler returns a scheduler whose module is not loaded (unloading
+// one that no service uses any more if need be). lblc and lblcr are left
+// out: their module's init can hang behind dying namespaces (see
+// TestIPVSNewSchedulerWhileNamespacesDie).
+func freeScheduler(t *testing.T) string {
+	t.Helper()
+	cands := []string{"sed", "nq", "ovf", "fo", "dh", "lc"}
+	for _, s := range cands {
+		if !moduleLoaded(t, "ip_vs_"+s) {
+			return s
+		}
+	}
+	var sched string
+	waitUntil(t, 60*time.Second, "a scheduler module to unload", func() bool {
+		for _, s := range cands {
+			if exec.Command("rmmod", "ip_vs_"+s).Run() == nil {
+				sched = s
+				return true
+			}
+		}
+		return false
+	})
+	return sched
+}
+
+// modprobeWrapper puts a modprobe first on PATH that, for module mod,
 // sleeps, fails or passes on to the real modprobe, as the file it returns
 // says (sleep, fail, pass). It returns the PATH and that file.
-func modprobeWrapper(t *testing.T) (path, mode string) {
+func modprobeWrapper(t *testing.T, mod string) (path, mode string) {
 	t.Helper()
 	real, err := exec.LookPath("modprobe")
 	if err != nil {
@@ -121,10 +146,10 @@ func modprobeWrapper(t *testing.T) (path, mode string) {
 	mode = filepath.Join(dir, "mode")
 	script := `#!/bin/sh
 case "$*" in
-*ip_vs_sed*)
+*` + mod + `*)
 	case "$(cat ` + mode + `)" in
 	sleep) exec sleep 3600 ;;
-	fail) echo "modprobe: FATAL: Module ip_vs_sed not found" >&2; exit 1 ;;
+	fail) echo "modprobe: FATAL: Module ` + mod + ` not found" >&2; exit 1 ;;
 	esac ;;
 esac
 exec ` + real + ` "$@"
@@ -144,16 +169,16 @@ exec ` + real + ` "$@"
 func TestReliabilityStuckModprobe(t *testing.T) {
 	d := newDirectorLab(t)
 	modprobe(t, "ip_vs_rr")
-	// Another test may have used sed; its namespaces may still be
-	// going away (the kernel frees them later), holding the module.
-	waitUntil(t, 60*time.Second, "ip_vs_sed to unload", func() bool {
-		return !moduleLoaded(t, "ip_vs_sed") || exec.Command("rmmod", "ip_vs_sed").Run() == nil
-	})
+	// A scheduler whose module is not loaded: other tests use some, and
+	// the kernel frees their namespaces (and the modules' references)
+	// later, so take the first that is free.
+	sched := freeScheduler(t)
+	t.Logf("scheduler with its module not loaded: %s", sched)
 	for _, h := range []*topo.Host{d.rs1, d.rs2} {
 		drRealServer(t, h, "10.0.0.100", "10.0.0.105")
 		h.ServeName(t, 80)
 	}
-	path, mode := modprobeWrapper(t)
+	path, mode := modprobeWrapper(t, "ip_vs_"+sched)
 	setMode := func(m string) {
 		t.Helper()
 		if err := os.WriteFile(mode, []byte(m), 0o644); err != nil {
@@ -161,10 +186,10 @@ func TestReliabilityStuckModprobe(t *testing.T) {
 		}
 	}
 	setMode("sleep")
-	services := reliabDirector[:strings.Index(reliabDirector, "  - name: vrrp")] + `  - name: sed
+	services := reliabDirector[:strings.Index(reliabDirector, "  - name: vrrp")] + `  - name: sched
     vip: 10.0.0.105
     port: 80
-    scheduler: sed
+    scheduler: ` + sched + `
     bind_vip: true
     real_servers: [{address: 10.0.0.11}, {address: 10.0.0.12}]
 `
@@ -219,20 +244,20 @@ func TestReliabilityStuckModprobe(t *testing.T) {
 	if !proc.WaitOutput("resync repaired drift", 10*time.Second) {
 		t.Fatalf("the repair was not logged:\n%s", proc.Output())
 	}
-	mustContain(t, "log", proc.Output(), `scheduler \"sed\" is not available in this kernel`)
+	mustContain(t, "log", proc.Output(), `scheduler \"`+sched+`\" is not available in this kernel`)
 
 	// The module loads again: the service comes at a resync.
 	setMode("pass")
-	waitUntil(t, 90*time.Second, "the sed service once its module loads", func() bool {
-		return strings.Contains(d.save(t), "-A -t 10.0.0.105:80 -s sed")
+	waitUntil(t, 90*time.Second, "the "+sched+" service once its module loads", func() bool {
+		return strings.Contains(d.save(t), "-A -t 10.0.0.105:80 -s "+sched)
 	})
 	if seen := spread(t, d.client, "10.0.0.105:80", 4); seen["rs1"]+seen["rs2"] != 4 {
-		t.Fatalf("the sed service answered %v", seen)
+		t.Fatalf("the %s service answered %v", sched, seen)
 	}
 
 	// twos: Debian's 6.1 has no module for it. check says so here, and the
 	// daemon refuses the reload.
-	d.writeConfig(t, strings.Replace(services, "scheduler: sed", "scheduler: twos", 1))
+	d.writeConfig(t, strings.Replace(services, "scheduler: "+sched, "scheduler: twos", 1))
 	out, err := d.dir.Run(t, "lvs-node", "check", "--config", d.cfgPath)
 	if err == nil || !strings.Contains(out, "virtual_services[1].scheduler: scheduler twos cannot be used on this host") {
 		t.Fatalf("check of twos on 6.1: %v\n%s", err, out)

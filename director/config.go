@@ -77,6 +77,12 @@ type Sysctls struct {
 	ExpireNodestConn        *bool  `yaml:"expire_nodest_conn"`
 	ExpireQuiescentTemplate *bool  `yaml:"expire_quiescent_template"`
 	ConnReuseMode           *int64 `yaml:"conn_reuse_mode"`
+	// SloppyTCP and SloppySCTP let IPVS take a connection up from any
+	// packet, not only its first: with mh behind ECMP, a flow moved to
+	// another director keeps its real server even when the sync daemon
+	// has not copied its entry there.
+	SloppyTCP  *bool `yaml:"sloppy_tcp"`
+	SloppySCTP *bool `yaml:"sloppy_sctp"`
 }
 
 // Listen holds the daemon's endpoints. A nil pointer takes the default; an

@@ -37,6 +37,7 @@ func newRig(t *testing.T) *rig {
 			"net/ipv4/vs/expire_nodest_conn":        "0",
 			"net/ipv4/vs/expire_quiescent_template": "0",
 			"net/ipv4/vs/conn_reuse_mode":           "1",
+			"net/ipv4/vs/sloppy_tcp":                "0",
 		}),
 		a:   &fakeHost{},
 		dir: t.TempDir(),
@@ -250,7 +251,7 @@ func TestTableErrorChangesNothing(t *testing.T) {
 
 func TestSysctlsAndVIPs(t *testing.T) {
 	r := newRig(t)
-	cfg := r.config(t, `  sysctls: {expire_nodest_conn: true, expire_quiescent_template: true, conn_reuse_mode: 0, ip_forward: false}
+	cfg := r.config(t, `  sysctls: {expire_nodest_conn: true, expire_quiescent_template: true, conn_reuse_mode: 0, ip_forward: false, sloppy_tcp: true}
 virtual_services:
   - {name: a, vip: 10.0.0.100, port: 80, bind_vip: true, forwarding: nat}
   - {name: b, vip: "2001:db8::1", port: 80, bind_vip: true}
@@ -260,6 +261,7 @@ virtual_services:
 		"sysctl -w net.ipv4.vs.conn_reuse_mode=0\n" +
 		"sysctl -w net.ipv4.vs.expire_nodest_conn=1\n" +
 		"sysctl -w net.ipv4.vs.expire_quiescent_template=1\n" +
+		"sysctl -w net.ipv4.vs.sloppy_tcp=1\n" +
 		"sysctl -w net.ipv6.conf.all.forwarding=0\n"
 	if got := r.s.String(); got != want {
 		t.Errorf("sysctls:\n%s\nwant:\n%s", got, want)
@@ -278,7 +280,7 @@ virtual_services:
 	if got := r.a.String(); got != "" {
 		t.Errorf("addresses after down:\n%s", got)
 	}
-	if !strings.Contains(r.s.String(), "expire_nodest_conn=0") || !strings.Contains(r.s.String(), "conn_reuse_mode=1") {
+	if !strings.Contains(r.s.String(), "expire_nodest_conn=0") || !strings.Contains(r.s.String(), "conn_reuse_mode=1") || !strings.Contains(r.s.String(), "sloppy_tcp=0") {
 		t.Errorf("sysctls not restored:\n%s", r.s)
 	}
 }

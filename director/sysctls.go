@@ -40,6 +40,12 @@ func (e *Engine) setSysctls(cfg *Config, v4, v6 bool) error {
 		// and the TOA writer find them (director/fullnat).
 		want = append(want, kv{"net/ipv4/vs/conntrack", "1"})
 	}
+	if s.SloppyTCP != nil {
+		want = append(want, kv{"net/ipv4/vs/sloppy_tcp", b(*s.SloppyTCP)})
+	}
+	if s.SloppySCTP != nil {
+		want = append(want, kv{"net/ipv4/vs/sloppy_sctp", b(*s.SloppySCTP)})
+	}
 	if s.ConnReuseMode != nil {
 		want = append(want, kv{"net/ipv4/vs/conn_reuse_mode", strconv.FormatInt(*s.ConnReuseMode, 10)})
 	}

@@ -57,7 +57,7 @@ protocol bgp upstream {
   ipv4 { import none; export where proto = "%[3]s"; next hop self; };
 }
 `, addr, include, announce.Proto4))
-	d.cfg = haWrite(t, d.dir, "director.yaml", fmt.Sprintf(`director: {state_dir: %s, resync_interval: 5s}
+	d.cfg = haWrite(t, d.dir, "director.yaml", fmt.Sprintf(`director: {state_dir: %s, resync_interval: 5s, sysctls: {sloppy_tcp: true}}
 listen: {metrics: "", control: %s}
 virtual_services:
   - name: web

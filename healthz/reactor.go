@@ -51,9 +51,10 @@ type flight struct {
 	start     time.Time
 	deadline  time.Time
 	req       []byte // left to write
-	buf       []byte // read so far
+	buf       []byte // read so far, in store
 	connected bool
 	reading   bool
+	store     [maxStatusLine]byte // one allocation per check, not two
 }
 
 // maxStatusLine bounds what an event-loop http check reads to find the
@@ -204,17 +205,21 @@ func (l *loop) begin(p *probe, rc reactive) {
 		l.m.record(p, pass(start, "connected"))
 		return
 	}
+	// A check that talks waits for both directions, edge-triggered: the
+	// socket becoming writable (connected, or room for the rest of the
+	// request) and the reply arriving each wake it once, with no
+	// epoll_ctl in between. Adding a socket that is ready already
+	// reports it at once.
 	events := uint32(unix.EPOLLOUT)
+	if f.req != nil {
+		events = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLET
+	}
 	if done {
 		f.connected = true
 		if r, over := l.talk(f); over {
 			rawClose(fd, true)
 			l.m.record(p, r)
 			return
-		}
-		events = unix.EPOLLIN
-		if !f.reading {
-			events = unix.EPOLLOUT
 		}
 	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)}); err != nil {
@@ -226,11 +231,15 @@ func (l *loop) begin(p *probe, rc reactive) {
 }
 
 // step moves a check on after an event of its socket.
-func (l *loop) step(f *flight, _ uint32) {
+func (l *loop) step(f *flight, events uint32) {
 	if !f.connected {
-		if err := sockError(f.fd); err != nil {
-			l.finish(f, failErr(context.Background(), f.start, f.p.spec.Timeout.D(), err))
-			return
+		// A connection that failed reports an error (and hangs up); only
+		// then is the reason worth a system call.
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 || events&unix.EPOLLOUT == 0 {
+			if err := sockError(f.fd); err != nil {
+				l.finish(f, failErr(context.Background(), f.start, f.p.spec.Timeout.D(), err))
+				return
+			}
 		}
 		f.connected = true
 		if f.req == nil {
@@ -238,14 +247,8 @@ func (l *loop) step(f *flight, _ uint32) {
 			return
 		}
 	}
-	wasReading := f.reading
-	r, over := l.talk(f)
-	if over {
+	if r, over := l.talk(f); over {
 		l.finish(f, r)
-		return
-	}
-	if f.reading && !wasReading {
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, f.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(f.fd)})
 	}
 }
 
@@ -262,7 +265,10 @@ func (l *loop) talk(f *flight) (Result, bool) {
 		}
 		if f.req = f.req[n:]; len(f.req) == 0 {
 			f.reading = true
-			f.buf = make([]byte, 0, maxStatusLine)
+			f.buf = f.store[:0]
+			// The reply cannot be there yet: its arrival wakes the
+			// loop (edge-triggered), so no read now.
+			return Result{}, false
 		}
 	}
 	for {
@@ -339,7 +345,7 @@ func (c reactiveHTTP) verdict(start time.Time, reply []byte, eof bool) (Result, 
 	if !c.statusOK(code) {
 		return fail(start, KindStatus, "HTTP %d", code), true
 	}
-	return passf(start, "HTTP %d", code), true
+	return pass(start, httpReason(code)), true
 }
 
 // statusCode reads the code of an HTTP/1.x status line.
@@ -354,4 +360,22 @@ func statusCode(line []byte) (int, error) {
 		return 0, fmt.Errorf("malformed status code %q", rest[2:5])
 	}
 	return code, nil
+}
+
+// httpReason is the reason of a passing check that got code, without
+// formatting for the common codes.
+func httpReason(code int) string {
+	switch code {
+	case 200:
+		return "HTTP 200"
+	case 204:
+		return "HTTP 204"
+	case 301:
+		return "HTTP 301"
+	case 302:
+		return "HTTP 302"
+	case 304:
+		return "HTTP 304"
+	}
+	return "HTTP " + strconv.Itoa(code)
 }

@@ -95,9 +95,19 @@ func TestServeAnswersTheAgentCheck(t *testing.T) {
 	if err != nil || string(all) != "up drain 75%\n" {
 		t.Fatalf("raw reply %q, %v", all, err)
 	}
-	if st := s.Stats(); st.Answered != 2 {
+	if st := settled(s, func(st Stats) bool { return st.Answered == 2 }); st.Answered != 2 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// settled returns s's stats once ok holds, or after 5 s: a handler counts
+// its answer after the poller may have read it.
+func settled(s *Server, ok func(Stats) bool) Stats {
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok(s.Stats()) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return s.Stats()
 }
 
 func TestToken(t *testing.T) {
@@ -125,7 +135,7 @@ func TestToken(t *testing.T) {
 	if string(all) != "up ready 30%\n" {
 		t.Errorf("CRLF token: %q", all)
 	}
-	if st := s.Stats(); st.Answered != 2 || st.Refused != 4 {
+	if st := settled(s, func(st Stats) bool { return st.Answered == 2 && st.Refused == 4 }); st.Answered != 2 || st.Refused != 4 {
 		t.Errorf("stats %+v, want 2 answered and 4 refused", st)
 	}
 	if _, err := New(Options{Report: rep.get, Token: "a\nb"}); err == nil {

@@ -136,3 +136,38 @@ func startSocketDaemon(t *testing.T, f *fakeKernel, body string) *socketDaemon {
 	waitFor(t, 2*time.Second, "daemon ready", func() bool { return strings.Contains(d.logs.String(), "real server ready") })
 	return d
 }
+
+// TestBusyStatusAfterARepair: a status answered while a watch pass is
+// stuck in a kernel call is the one the last pass that repaired left,
+// with that repair counted, not the one computed at start.
+func TestBusyStatusAfterARepair(t *testing.T) {
+	f := newFake(t)
+	d := startSocketDaemon(t, f, ctlConfig)
+	vip := Addr{Dev: "lo", Prefix: mustPrefix("10.0.0.100/32")}
+	if err := f.Del(vip); err != nil {
+		t.Fatal(err)
+	}
+	f.notify()
+	waitFor(t, 2*time.Second, "the repair logged", func() bool { return strings.Contains(d.logs.String(), "msg=repaired") })
+
+	// The next pass finds tunl0 gone and waits for a module load that
+	// hangs.
+	stuck := make(chan struct{})
+	f.mu.Lock()
+	f.stuck = stuck
+	f.mu.Unlock()
+	defer close(stuck)
+	if err := f.Del(Link{Name: tunl0}); err != nil {
+		t.Fatal(err)
+	}
+	f.notify()
+	var st *Status
+	waitFor(t, 5*time.Second, "a busy status", func() bool {
+		s, err := RequestStatus(context.Background(), d.sock)
+		st = s
+		return err == nil && s.Busy != ""
+	})
+	if st.Repairs != 1 {
+		t.Errorf("busy status counts %d repairs, want the 1 made before the stuck pass: %+v", st.Repairs, st)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/lvs-node/lvs-node/internal/state"
 	"github.com/lvs-node/lvs-node/toa/format"
 	"github.com/lvs-node/lvs-node/toa/internal/rsprog"
 )
@@ -51,27 +52,14 @@ func mapPin(dir, name string) string    { return filepath.Join(dir, name) }
 // lockWait bounds the wait for another process's change.
 const lockWait = 30 * time.Second
 
-// lock takes the exclusive lock of the pin directory.
+// lock takes the exclusive lock of the pin directory, waiting at most
+// lockWait for another process's change.
 func lock(dir string) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	release, err := state.LockDir(dir, lockWait)
+	if errors.Is(err, state.ErrDirBusy) {
+		return nil, fmt.Errorf("%s: %w (waited %s)", dir, ErrBusy, lockWait)
 	}
-	deadline := time.Now().Add(lockWait)
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%s: %w (waited %s)", dir, ErrBusy, lockWait)
-			}
-			return nil, fmt.Errorf("lock %s: %w", dir, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return release, err
 }
 
 // replacePin pins obj at path, replacing whatever is pinned there in one

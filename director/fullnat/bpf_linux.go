@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lvs-node/lvs-node/director/fullnat/internal/egress"
+	"github.com/lvs-node/lvs-node/internal/state"
 )
 
 // DefaultPinDir is where the egress program, its maps and its tcx links
@@ -56,24 +57,7 @@ const lockWait = 30 * time.Second
 
 // lockDir takes the exclusive lock of the pin directory, so that two
 // processes (the daemon and "director down") never interleave changes.
-func lockDir(dir string) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	deadline := time.Now().Add(lockWait)
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s (waited up to %s): %w", dir, lockWait, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func lockDir(dir string) (func(), error) { return state.LockDir(dir, lockWait) }
 
 // replacePin pins obj at path in place of whatever is pinned there, in
 // one rename.

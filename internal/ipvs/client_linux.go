@@ -181,16 +181,8 @@ func (c *Client) ready() error {
 // Table reads every service with its real servers, 64-bit statistics and
 // tunnel settings. Services come in the kernel's order.
 func (c *Client) Table(ctx context.Context) (*Table, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ready(); err != nil {
-		return nil, err
-	}
-	var e encoder
-	seq := c.seq.Add(1)
-	e.end(e.begin(c.family, nlmFRequest|nlmFDump, seq, cmdGetService, ipvsGenlVersion))
 	t := &Table{}
-	err := c.conns[0].request(ctx, e.b, seq, func(p []byte) error {
+	err := c.call(ctx, nlmFDump, cmdGetService, nil, func(p []byte) error {
 		s, err := parseServiceMsg(p)
 		if err != nil {
 			return err
@@ -434,19 +426,12 @@ func (c *Client) SetTimeouts(ctx context.Context, t Timeouts) error {
 			return fmt.Errorf("set IPVS timeouts: %s is not a whole number of seconds", d)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ready(); err != nil {
-		return err
-	}
-	var e encoder
-	seq := c.seq.Add(1)
-	start := e.begin(c.family, nlmFRequest|nlmFAck, seq, cmdSetConfig, ipvsGenlVersion)
-	e.u32(cmdAttrTimeoutTCP, uint32(t.TCP/time.Second))
-	e.u32(cmdAttrTimeoutTCPFin, uint32(t.TCPFin/time.Second))
-	e.u32(cmdAttrTimeoutUDP, uint32(t.UDP/time.Second))
-	e.end(start)
-	if err := c.conns[0].request(ctx, e.b, seq, nil); err != nil {
+	err := c.call(ctx, nlmFAck, cmdSetConfig, func(e *encoder) {
+		e.u32(cmdAttrTimeoutTCP, uint32(t.TCP/time.Second))
+		e.u32(cmdAttrTimeoutTCPFin, uint32(t.TCPFin/time.Second))
+		e.u32(cmdAttrTimeoutUDP, uint32(t.UDP/time.Second))
+	}, nil)
+	if err != nil {
 		return fmt.Errorf("set IPVS timeouts: %w", err)
 	}
 	return nil
@@ -455,6 +440,19 @@ func (c *Client) SetTimeouts(ctx context.Context, t Timeouts) error {
 // get sends an attribute-less request and hands the top-level attributes
 // of the reply to fn.
 func (c *Client) get(ctx context.Context, cmd uint8, fn func(typ uint16, v []byte) error) error {
+	return c.call(ctx, nlmFAck, cmd, nil, func(p []byte) error {
+		attrs, err := parseGenl(p)
+		if err != nil {
+			return err
+		}
+		return forEachAttr(attrs, fn)
+	})
+}
+
+// call sends one request of cmd (flags besides NLM_F_REQUEST: an ack or a
+// dump) with the attributes put writes (nil: none) on the first socket,
+// and hands each reply message to each (nil: none expected).
+func (c *Client) call(ctx context.Context, flags uint16, cmd uint8, put func(*encoder), each func([]byte) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.ready(); err != nil {
@@ -462,14 +460,12 @@ func (c *Client) get(ctx context.Context, cmd uint8, fn func(typ uint16, v []byt
 	}
 	var e encoder
 	seq := c.seq.Add(1)
-	e.end(e.begin(c.family, nlmFRequest|nlmFAck, seq, cmd, ipvsGenlVersion))
-	return c.conns[0].request(ctx, e.b, seq, func(p []byte) error {
-		attrs, err := parseGenl(p)
-		if err != nil {
-			return err
-		}
-		return forEachAttr(attrs, fn)
-	})
+	start := e.begin(c.family, nlmFRequest|flags, seq, cmd, ipvsGenlVersion)
+	if put != nil {
+		put(&e)
+	}
+	e.end(start)
+	return c.conns[0].request(ctx, e.b, seq, each)
 }
 
 // loadModules loads the scheduler and persistence-engine modules ops

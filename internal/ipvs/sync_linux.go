@@ -46,16 +46,8 @@ func (c *Client) syncCall(ctx context.Context, d SyncDaemon, start bool) error {
 // SyncDaemons returns the running sync daemons, master first, as the
 // kernel reports them (with the defaults it filled in).
 func (c *Client) SyncDaemons(ctx context.Context) ([]SyncDaemon, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ready(); err != nil {
-		return nil, err
-	}
-	var e encoder
-	seq := c.seq.Add(1)
-	e.end(e.begin(c.family, nlmFRequest|nlmFDump, seq, cmdGetDaemon, ipvsGenlVersion))
 	var out []SyncDaemon
-	err := c.conns[0].request(ctx, e.b, seq, func(p []byte) error {
+	err := c.call(ctx, nlmFDump, cmdGetDaemon, nil, func(p []byte) error {
 		d, err := parseSyncDaemonMsg(p)
 		if err != nil {
 			return err

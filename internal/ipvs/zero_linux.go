@@ -18,19 +18,12 @@ func (c *Client) Zero(ctx context.Context, k *ServiceKey) error {
 			return err
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ready(); err != nil {
-		return err
-	}
-	var e encoder
-	seq := c.seq.Add(1)
-	start := e.begin(c.family, nlmFRequest|nlmFAck, seq, cmdZero, ipvsGenlVersion)
-	if k != nil {
-		e.service(Service{ServiceKey: *k}, false)
-	}
-	e.end(start)
-	if err := c.conns[0].request(ctx, e.b, seq, nil); err != nil {
+	err := c.call(ctx, nlmFAck, cmdZero, func(e *encoder) {
+		if k != nil {
+			e.service(Service{ServiceKey: *k}, false)
+		}
+	}, nil)
+	if err != nil {
 		what := "the IPVS counters"
 		if k != nil {
 			what = "the counters of " + k.String()

@@ -75,6 +75,7 @@ type fakeSysctls struct {
 	vals  map[string]string
 	orig  map[string]string
 	order []string
+	sets  int // Set calls
 }
 
 func newFakeSysctls(initial map[string]string) *fakeSysctls {
@@ -82,6 +83,7 @@ func newFakeSysctls(initial map[string]string) *fakeSysctls {
 }
 
 func (s *fakeSysctls) Set(key, value string) error {
+	s.sets++
 	if _, ok := s.vals[key]; !ok {
 		return fmt.Errorf("%s: no such file or directory", key)
 	}

@@ -65,9 +65,9 @@ func CheckHost(cfg *Config, doc *config.Doc, k KernelCaps) error {
 // HostNotes are remarks on cfg that are not errors: a setup that works
 // only with help from outside lvs-node. Each names the key it is about.
 func HostNotes(cfg *Config, doc *config.Doc) []string {
-	var out []string
+	out := quiesceNotes(cfg, doc)
 	if cfg.Director.VIPInterface != "lo" {
-		return nil
+		return out
 	}
 	for i := range cfg.VirtualServices {
 		vs := &cfg.VirtualServices[i]
@@ -88,4 +88,26 @@ func (d *Daemon) checkHost(cfg *Config, doc *config.Doc) error {
 		d.Log.Warn("note", "note", n)
 	}
 	return CheckHost(cfg, doc, d.Engine.deps.Caps)
+}
+
+// quiesceNotes says, once, that services whose failed real servers are
+// quiesced need expire_nodest_conn: without it a new connection that
+// matches an entry IPVS keeps for a quiesced server (a client port used
+// again) goes to that server.
+func quiesceNotes(cfg *Config, doc *config.Doc) []string {
+	if e := cfg.Director.Sysctls.ExpireNodestConn; e != nil && *e {
+		return nil
+	}
+	for i := range cfg.VirtualServices {
+		vs := &cfg.VirtualServices[i]
+		for j := range vs.RealServers {
+			if r := vs.rule(j); r.Checked && r.OnFailure == Quiesce {
+				p := config.Join(config.Index("virtual_services", i), "health_check")
+				return []string{fmt.Sprintf("%s: %s: failed real servers are quiesced (weight 0), but a new connection that matches an entry IPVS still keeps for one "+
+					"(a client port used again) goes to it: set director.sysctls.expire_nodest_conn: true to have IPVS schedule such connections anew",
+					doc.Pos(p), p)}
+			}
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -93,5 +94,36 @@ func TestHostNotesIPv6VIPOnLo(t *testing.T) {
 	}
 	if notes := HostNotes(cfg, doc); len(notes) != 0 {
 		t.Errorf("notes with vip_interface eth0: %q", notes)
+	}
+}
+
+// TestQuiesceNote: services that quiesce failed real servers get a note
+// unless expire_nodest_conn is on; services without checks, or that remove
+// failed servers, get none.
+func TestQuiesceNote(t *testing.T) {
+	svc := "virtual_services:\n  - name: web\n    vip: 10.0.0.100\n    port: 80\n    health_check: {type: tcp%s}\n    real_servers: [{address: 10.0.0.11}]\n"
+	for _, tc := range []struct {
+		name, head, check string
+		want              bool
+	}{
+		{"quiesce", "", "", true},
+		{"quiesce with expire_nodest_conn", "director: {sysctls: {expire_nodest_conn: true}}\n", "", false},
+		{"remove", "", ", on_failure: remove", false},
+	} {
+		cfg, doc, err := ParseConfig("d.yaml", []byte(tc.head+fmt.Sprintf(svc, tc.check)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		notes := strings.Join(HostNotes(cfg, doc), "\n")
+		if got := strings.Contains(notes, "d.yaml:5:") && strings.Contains(notes, "expire_nodest_conn: true"); got != tc.want {
+			t.Errorf("%s: notes %q, want a quiesce note %v", tc.name, notes, tc.want)
+		}
+	}
+	cfg, doc, err := ParseConfig("d.yaml", []byte("virtual_services:\n  - {name: web, vip: 10.0.0.100, port: 80, real_servers: [{address: 10.0.0.11}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := HostNotes(cfg, doc); len(n) != 0 {
+		t.Errorf("a service without checks got notes %q", n)
 	}
 }

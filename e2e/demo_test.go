@@ -17,6 +17,7 @@ import (
 
 const demoDirector = `director:
   resync_interval: 5s
+  sysctls: {expire_nodest_conn: true}
   state_dir: %[1]s/director
 listen:
   metrics: 127.0.0.1:9722

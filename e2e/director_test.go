@@ -31,6 +31,9 @@ type directorLab struct {
 	// included: writeConfig puts every virtual service in a file of its
 	// own under services.d, which director.yaml includes.
 	included bool
+	// settings: more lines of the director block (indented), such as
+	// sysctls.
+	settings string
 }
 
 func newDirectorLab(t *testing.T) *directorLab {
@@ -88,10 +91,10 @@ func (d *directorLab) writeConfig(t *testing.T, services string) {
 	head := fmt.Sprintf(`director:
   state_dir: %s
   resync_interval: 1s
-listen:
+%slisten:
   metrics: 127.0.0.1:9722
   control: %s
-`, filepath.Join(d.tmp, "state"), d.sock)
+`, filepath.Join(d.tmp, "state"), d.settings, d.sock)
 	if !d.included {
 		if err := os.WriteFile(d.cfgPath, []byte(head+"virtual_services:\n"+services), 0o600); err != nil {
 			t.Fatal(err)

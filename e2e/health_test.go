@@ -44,6 +44,10 @@ const (
 // out.
 func TestDirectorHealthChecks(t *testing.T) {
 	d := newDirectorLab(t)
+	// A new connection whose addresses and ports match an entry IPVS
+	// still keeps for a quiesced server (a client port used again) is
+	// scheduled anew only with expire_nodest_conn (see the README).
+	d.settings = "  sysctls: {expire_nodest_conn: true}\n"
 	drRealServer(t, d.rs1, "10.0.0.100")
 	drRealServer(t, d.rs2, "10.0.0.100")
 	natRealServer(t, d.rs3)

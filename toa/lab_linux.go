@@ -363,6 +363,12 @@ func (l *Lab) Connect(c Conn) (*Seen, error) {
 			gc.Close()
 		}
 		f.Close()
+		// The dup shares nfd's file description, and net.FileConn made
+		// it non-blocking: make it blocking again, or the read of the
+		// data below fails with EAGAIN when the data is not there yet.
+		if err := unix.SetNonblock(nfd, false); err != nil {
+			return nil, fmt.Errorf("accepted socket: %w", err)
+		}
 	}
 	if c.Data {
 		if _, err := unix.Write(cfd, []byte("toa")); err != nil {

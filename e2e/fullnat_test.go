@@ -116,11 +116,14 @@ listen:
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Cleanups run last first: registered before Start, the detach runs
+	// once the real server has stopped (it keeps TOA attached across a
+	// restart, and a repair pass of a running one would attach it again).
+	t.Cleanup(func() { exec.Command("lvs-node", "toa", "detach").Run() })
 	p := h.Start(t, "lvs-node", "realserver", "--config", cfg)
 	if !p.WaitOutput("real server ready", 30*time.Second) {
 		t.Fatalf("%s: realserver not ready:\n%s", h.Name, p.Output())
 	}
-	t.Cleanup(func() { exec.Command("lvs-node", "toa", "detach").Run() })
 	toaApp(t, h, ip4+":8080")
 	toaApp(t, h, "["+ip6+"]:8080")
 }

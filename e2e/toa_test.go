@@ -33,6 +33,9 @@ func TestTOASuite(t *testing.T) {
 		return string(out)
 	}
 	run("toa", "doctor")
+	if _, err := os.Stat("/sys/fs/bpf/lvs-node"); !os.IsNotExist(err) {
+		t.Fatalf("/sys/fs/bpf/lvs-node is there before the attach (left by an earlier test?): %v", err)
+	}
 	if out := run("toa", "attach", "--trusted", "192.0.2.0/24,2001:db8::/64", "--kinds", "254,253,200"); !strings.Contains(out, "attach sockops to /sys/fs/cgroup") {
 		t.Fatalf("attach did not attach to the root cgroup")
 	}

@@ -9,6 +9,62 @@ import (
 // the others' weights and loads.
 type Pool struct {
 	ctls []*Controller
+	// moved are the members whose decision the pool changed on another
+	// member's reply (settle), not yet taken by TakeMoved.
+	moved []Moved
+}
+
+// Moved is a member whose decision the pool changed, with the decision
+// it had before.
+type Moved struct {
+	Ctl  *Controller
+	Prev Decision
+}
+
+// settle runs when c's reply was its first: if no member waits for its
+// first reply any more, every other member gets its Balance decision now
+// rather than at its own next reply, so that the first moves see the
+// whole pool and happen together, one poll after the last first reply.
+// The shares are those from before the moves of now.
+func (p *Pool) settle(c *Controller, now time.Time) {
+	for _, o := range p.ctls {
+		if o.lastGood.IsZero() && !o.cur.Stale {
+			return
+		}
+	}
+	before := now.Add(-time.Nanosecond)
+	for _, o := range p.ctls {
+		if o == c || o.cur.Stale {
+			continue
+		}
+		ms, i := p.members(o, before)
+		want, detail, move := Balance(ms, i, float64(*o.spec.DeadBand))
+		if !move {
+			continue
+		}
+		w, limited := o.limit(want, o.cur.Weight)
+		if w == o.cur.Weight {
+			continue
+		}
+		next := o.cur
+		next.Weight, next.Capacity = w, o.ratio(w)
+		why := "the pool's first replies are in: " + detail
+		if limited {
+			why += ", step limited by max_step"
+		}
+		prev := o.cur
+		if _, changed := o.commit(prev, next, []string{why}, now); changed {
+			p.moved = append(p.moved, Moved{Ctl: o, Prev: prev})
+		}
+	}
+}
+
+// TakeMoved returns the members whose decision the pool changed on
+// another member's reply since the last call, and forgets them.
+func (p *Pool) TakeMoved() []Moved {
+	m := p.moved
+	p.moved = nil
+	return m
 }
 
 // NewPool returns an empty pool.
@@ -88,9 +144,11 @@ func (c *Controller) record(now time.Time) {
 // of the last interval (the weights it reflects) and averaged
 // (loadEstimate), unless the share moved by more than dead_band (of
 // itself) in the two intervals before: such a reply may reflect either
-// weights and is left out, except a saturated one (0 %): the server was
-// overloaded, which the new share may not have relieved yet. Balance then
-// gives the weight, from the shares at now.
+// weights and is left out, except a saturated one (satHeadroom or less)
+// after the share grew: the server is overloaded at the larger share
+// whichever weights the reply reflects (after a cut it may predate the
+// cut, so it is left out). Balance then gives the weight, from the shares
+// at now.
 func (c *Controller) observeBalance(pct int, now time.Time) (want int, why string, move bool) {
 	iv := c.spec.Interval.D()
 	share := c.pool.share(c, now.Add(-iv/2))
@@ -99,8 +157,12 @@ func (c *Controller) observeBalance(pct int, now time.Time) (want int, why strin
 		return c.cur.Weight, "", false
 	}
 	util := 1 - min(max(float64(pct)/100, 0), 1)
+	if util >= 1-satHeadroom {
+		util = 1
+	}
 	before := c.pool.share(c, now.Add(-2*iv))
-	if util >= 1 || math.Abs(share-before) <= float64(*c.spec.DeadBand)*share {
+	band := float64(*c.spec.DeadBand) * share
+	if math.Abs(share-before) <= band || (util >= 1 && share > before) {
 		c.est.add(util, share)
 	}
 	ms, i := c.pool.members(c, now)
@@ -121,6 +183,15 @@ const (
 	// minNoise: the noise is taken as at least 1 point (the agent rounds
 	// to whole points).
 	minNoise = 0.01
+	// satHeadroom: a reply of this much headroom or less is taken as
+	// saturation (a server at 100 % or more reads 0 % with a little
+	// noise).
+	satHeadroom = 0.02
+	// satGuess: a saturated server is taken to be at this utilisation:
+	// its reply bounds its load only from below, and cutting it beyond
+	// the bound makes its next reply a measurement (below saturation)
+	// instead of another bound.
+	satGuess = 1.5
 )
 
 // loadEstimate is the average of a real server's utilisation per unit of
@@ -167,6 +238,7 @@ func (e *loadEstimate) noise() float64 {
 func (e *loadEstimate) add(util, share float64) {
 	x := util / share
 	if util >= 1 {
+		x *= satGuess
 		if e.n == 0 || x > e.mean {
 			e.mean = x
 		}

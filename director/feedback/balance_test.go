@@ -109,13 +109,14 @@ func TestLoadEstimate(t *testing.T) {
 		t.Fatalf("level shift: %+v", e)
 	}
 	// Saturated: a lower bound taken at once; the next reply below
-	// saturation starts again.
+	// saturation starts again. The load is taken as satGuess times the
+	// bound.
 	e.add(1, 0.25)
-	if !near(e.mean, 4) || !e.saturated {
+	if !near(e.mean, 4*satGuess) || !e.saturated {
 		t.Fatalf("saturated: %+v", e)
 	}
 	e.add(1, 0.5) // a lower bound below the estimate changes nothing
-	if !near(e.mean, 4) {
+	if !near(e.mean, 4*satGuess) {
 		t.Fatalf("lower lower bound: %+v", e)
 	}
 	e.add(0.5, 0.1)
@@ -157,11 +158,20 @@ func TestControllerBalanceMode(t *testing.T) {
 	if !near(d.Capacity, 0.67) {
 		t.Fatalf("capacity %v", d.Capacity)
 	}
-	// a's next reply was measured while b moved: left out, but a takes
-	// its part from what is known.
+	// b's first reply completed the pool: a takes its part at once, not
+	// at its next reply, and the pool says so.
+	moved := pool.TakeMoved()
+	if len(moved) != 1 || moved[0].Ctl != a || moved[0].Prev.Weight != 100 || a.Decision().Weight != 133 ||
+		!strings.HasPrefix(a.Decision().Reason, "the pool's first replies are in: utilisation 40%") {
+		t.Fatalf("a when the pool completed: %+v, decision %+v", moved, a.Decision())
+	}
+	if m := pool.TakeMoved(); len(m) != 0 {
+		t.Fatalf("moved twice: %+v", m)
+	}
+	// a's next reply was measured while the shares moved: left out.
 	n := a.est.n
-	if d, changed := a.Observe(pctReply(55), at(4)); !changed || d.Weight != 133 || a.est.n != n {
-		t.Fatalf("a after b moved: %+v %v (replies %d, before %d)", d, changed, a.est.n, n)
+	if d, changed := a.Observe(pctReply(55), at(4)); changed || d.Weight != 133 || a.est.n != n {
+		t.Fatalf("a after the pool moved: %+v %v (replies %d, before %d)", d, changed, a.est.n, n)
 	}
 	// Balanced: replies at 53 % each move nothing.
 	for s := 6; s <= 20; s += 2 {
@@ -185,6 +195,38 @@ func TestControllerBalanceMode(t *testing.T) {
 	}
 	if _, changed := b.Observe(pctReply(100), at(44)); changed || b.est.known() {
 		t.Fatalf("a drained server measured: %+v", b.est)
+	}
+}
+
+// TestBalanceSaturation: a reply of satHeadroom or less is saturation:
+// the server is cut beyond its bound at once; a saturated reply measured
+// after its share fell may predate the cut and is left out; one at a
+// steady share cuts again.
+func TestBalanceSaturation(t *testing.T) {
+	sp := spec(func(s *Spec) { s.Mode = ModeBalance })
+	start := time.Unix(1000, 0)
+	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	pool := NewPool()
+	a, b := NewController(sp, 100, start), NewController(sp, 100, start)
+	pool.Add(a)
+	pool.Add(b)
+	a.Observe(pctReply(50), at(2))
+	// 2 % headroom at share 0.5: taken as 150 %, x = 3 against a's 1.
+	if d, changed := b.Observe(pctReply(2), at(2)); !changed || d.Weight != 50 || !near(b.est.mean, 3) {
+		t.Fatalf("b saturated: %+v %v, estimate %+v", d, changed, b.est)
+	}
+	pool.TakeMoved()
+	// Still 0 % right after the cut: it may predate it, left out.
+	if d, changed := b.Observe(pctReply(0), at(4)); changed || !near(b.est.mean, 3) {
+		t.Fatalf("b saturated after the cut: %+v %v, estimate %+v", d, changed, b.est)
+	}
+	// 0 % at the new share held for an interval: saturated there too.
+	if d, changed := b.Observe(pctReply(0), at(6)); !changed || d.Weight >= 50 || !near(b.est.mean, 1.5/b.pool.share(b, at(5))) {
+		t.Fatalf("b saturated at its new share: %+v %v, estimate %+v", d, changed, b.est)
+	}
+	// 3 % is a measurement.
+	if b.Observe(pctReply(3), at(10)); b.est.saturated {
+		t.Fatalf("3 %% taken as saturation: %+v", b.est)
 	}
 }
 
@@ -237,8 +279,14 @@ func TestPollerBalanceMode(t *testing.T) {
 		x, y := sink.of("a"), sink.of("b")
 		return len(x) > 0 && x[0].Weight > 100 && len(y) > 0 && y[0].Weight < 100
 	})
-	if y := sink.of("b"); y[0].Weight != 67 || !strings.Contains(y[0].Reason, "headroom") {
+	if y := sink.of("b"); y[0].Weight != 67 || !strings.Contains(y[0].Reason, "utilisation 80%") {
 		t.Errorf("b's first move: %+v, want 67 (its part of 200 at 80 %% against 40 %%)", y[0])
+	}
+	// The second first reply moved both: the other's move came through
+	// the sink with the pool's reason.
+	if x, y := sink.of("a")[0], sink.of("b")[0]; strings.HasPrefix(x.Reason, "the pool's first replies are in") ==
+		strings.HasPrefix(y.Reason, "the pool's first replies are in") {
+		t.Errorf("first moves: a %q, b %q; want one made by the other's reply", x.Reason, y.Reason)
 	}
 	ctlOf := func(key string) *Controller {
 		p.mu.Lock()

@@ -82,6 +82,7 @@ func (c *Controller) Configured() int { return c.configured }
 // admin state, agent health or staleness.
 func (c *Controller) Observe(r agentcheck.Reply, now time.Time) (Decision, bool) {
 	prev := c.cur
+	first := c.lastGood.IsZero() && !prev.Stale
 	c.lastGood = now
 	next := prev
 	next.Stale = false
@@ -114,7 +115,11 @@ func (c *Controller) Observe(r agentcheck.Reply, now time.Time) (Decision, bool)
 			}
 			why = append(why, detail)
 		}
-		return c.commit(prev, next, why, now)
+		d, changed := c.commit(prev, next, why, now)
+		if first {
+			c.pool.settle(c, now)
+		}
+		return d, changed
 	}
 	switch r.WeightKind {
 	case agentcheck.WeightPercent:

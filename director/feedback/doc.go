@@ -26,7 +26,9 @@
 // weight does not change), and Balance, a pure function, gives each real
 // server its capacity's part of the service's configured weights once its
 // utilisation is further from the pool's at balance than the noise of the
-// replies allows and the move exceeds dead_band of its weight. weight:N
+// replies allows and the move exceeds dead_band of its weight. The
+// first moves wait until every agent has answered once and are made
+// together (Pool.settle). weight:N
 // is applied as it is, and clamping and max_step bound every move, as in
 // capacity mode.
 //

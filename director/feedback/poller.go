@@ -79,6 +79,7 @@ type Poller[K comparable] struct {
 
 	mu     sync.Mutex // guards agents and what they hold, for Collect
 	agents []*agent[K]
+	byCtl  map[*Controller]*target[K] // the targets in balance mode
 }
 
 type agentKey struct {
@@ -131,7 +132,7 @@ func NewPoller[K comparable](targets []Target[K], sink Sink[K], opts Options) (*
 	if err != nil {
 		return nil, err
 	}
-	joinPools(agents)
+	p.byCtl = joinPools(agents)
 	p.agents = agents
 	return p, nil
 }
@@ -216,10 +217,12 @@ func build[K comparable](targets []Target[K], old []*agent[K], now time.Time) ([
 }
 
 // joinPools puts the controllers of each service in balance mode into
-// one new pool. It changes controllers that may be in use: call it with
-// Poller.mu held once Run may be running.
-func joinPools[K comparable](agents []*agent[K]) {
+// one new pool and returns their targets by controller. It changes
+// controllers that may be in use: call it with Poller.mu held once Run
+// may be running.
+func joinPools[K comparable](agents []*agent[K]) map[*Controller]*target[K] {
 	pools := map[string]*Pool{}
+	byCtl := map[*Controller]*target[K]{}
 	for _, a := range agents {
 		for _, t := range a.targets {
 			if t.Spec.Mode != ModeBalance {
@@ -231,8 +234,10 @@ func joinPools[K comparable](agents []*agent[K]) {
 				pools[t.Service] = p
 			}
 			p.Add(t.ctl)
+			byCtl[t.ctl] = t
 		}
 	}
+	return byCtl
 }
 
 func sameSpec(a, b Spec) bool {
@@ -346,7 +351,7 @@ func (p *Poller[K]) Run(ctx context.Context) error {
 			for _, a := range p.agents {
 				a.index = -2 // detached: its poll in flight is dropped
 			}
-			joinPools(agents)
+			p.byCtl = joinPools(agents)
 			p.agents = agents
 			p.mu.Unlock()
 			*q = (*q)[:0]
@@ -383,16 +388,30 @@ func (p *Poller[K]) observe(a *agent[K], res result[K]) []Update[K] {
 		} else {
 			d, changed = t.ctl.Observe(res.reply, res.at)
 		}
-		if !changed {
+		if changed {
+			out = append(out, p.changed(t, prev, d))
+		}
+		// A first reply that completes a pool moves the other members
+		// too (Pool.settle).
+		if t.ctl.pool == nil {
 			continue
 		}
-		t.changes++
-		p.log.Info("feedback weight", "service", t.Service, "server", t.Server,
-			"weight", d.Weight, "previous", prev.Weight, "capacity", fmt.Sprintf("%.2f", d.Capacity),
-			"admin", d.Admin.String(), "agent_down", d.AgentDown, "stale", d.Stale, "reason", d.Reason)
-		out = append(out, Update[K]{Key: t.Key, Decision: d})
+		for _, o := range t.ctl.pool.TakeMoved() {
+			if ot := p.byCtl[o.Ctl]; ot != nil {
+				out = append(out, p.changed(ot, o.Prev, o.Ctl.Decision()))
+			}
+		}
 	}
 	return out
+}
+
+// changed counts and logs a change of t's decision from prev to d.
+func (p *Poller[K]) changed(t *target[K], prev, d Decision) Update[K] {
+	t.changes++
+	p.log.Info("feedback weight", "service", t.Service, "server", t.Server,
+		"weight", d.Weight, "previous", prev.Weight, "capacity", fmt.Sprintf("%.2f", d.Capacity),
+		"admin", d.Admin.String(), "agent_down", d.AgentDown, "stale", d.Stale, "reason", d.Reason)
+	return Update[K]{Key: t.Key, Decision: d}
 }
 
 // schedule is a heap of agents by next poll time.

@@ -95,6 +95,7 @@ func simulate(mode string, m simModel) simResult {
 			if _, changed := c.Observe(agentcheck.Reply{Health: agentcheck.HealthUp, WeightKind: agentcheck.WeightPercent, Weight: pct}, now); changed {
 				changes[k]++
 			}
+			changes[k] += len(pool.TakeMoved())
 		}
 	}
 	steady := m.polls / 2
@@ -169,25 +170,20 @@ func TestStepResponse(t *testing.T) {
 
 // TestBalanceModeGoals: in the closed loop of the simulation (weights
 // move the load that moves the replies), balance mode meets the goals
-// where static weights give an imbalance of 1.5 or more: at most 1.15 at
+// where static weights give an imbalance of 1.5 or more, over 20 seeds,
+// with the load measured at once or one poll late: at most 1.15 at
 // steady state, at most 1 weight change per minute per server, balanced
-// with the default seed within 3 polls at 50 % load and 4 at 80 % (where
-// the two weaker servers start saturated, so their replies only bound
-// their load from below), and within 12 with any of ten seeds, with the
-// load measured at once or one poll late; capacity mode does not
-// balance.
+// within 3 polls (the median seed; noise in a first reply can leave a
+// server just beyond 1.15 for longer, never past 20 polls); capacity mode
+// does not balance.
 func TestBalanceModeGoals(t *testing.T) {
 	for _, rho := range []float64{0.5, 0.8} {
 		for _, lag := range []int{0, 1} {
-			for seed := uint64(1); seed <= 10; seed++ {
-				r := simulate(ModeBalance, simModel{capacities: benchCapacities, rho: rho, sd: 3, lag: lag, polls: 600, seed: seed})
-				limit := 12
-				if seed == 1 && lag == 0 {
-					limit = map[float64]int{0.5: 3, 0.8: 4}[rho]
-				}
-				if r.staticImbalance < 1.5 || r.imbalance > balancedGoal || r.changesPerMin > 1 || r.balancedPolls < 0 || r.balancedPolls > limit {
-					t.Errorf("load %.0f%%, lag %d, seed %d: %+v", rho*100, lag, seed, r)
-				}
+			m := simModel{capacities: benchCapacities, rho: rho, sd: 3, lag: lag, polls: 600}
+			w := worstOf(m, 20)
+			if w.staticImbalance < 1.5 || w.imbalance > balancedGoal || w.changesPerMin > 1 || w.medianPolls > 3 ||
+				w.balancedPolls < 0 || w.balancedPolls > 20 {
+				t.Errorf("load %.0f%%, lag %d: %+v", rho*100, lag, w)
 			}
 		}
 		if r := simulate(ModeCapacity, simModel{capacities: benchCapacities, rho: rho, sd: 3, polls: 600, seed: 1}); r.balancedPolls >= 0 {
@@ -253,6 +249,8 @@ type simWorst struct {
 	medianPolls   int // the median run's polls to balance
 	changesPerMin float64
 	imbalance     float64
+	// staticImbalance is the least imbalance of the static weights.
+	staticImbalance float64
 }
 
 // worstOf runs m in balance mode with seeds 1 to seeds.
@@ -270,6 +268,9 @@ func worstOf(m simModel, seeds int) simWorst {
 		polls = append(polls, r.balancedPolls)
 		w.changesPerMin = max(w.changesPerMin, r.changesPerMin)
 		w.imbalance = max(w.imbalance, r.imbalance)
+		if seed == 0 || r.staticImbalance < w.staticImbalance {
+			w.staticImbalance = r.staticImbalance
+		}
 	}
 	slices.Sort(polls)
 	w.medianPolls = polls[len(polls)/2]

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -152,7 +153,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	tmp, err := os.MkdirTemp("", "lvs-node-lab-")
+	fmt.Fprint(logw, sweptNote(sweepWorkDirs(os.TempDir(), time.Now())))
+	tmp, err := makeWorkDir("")
 	if err != nil {
 		return res, fmt.Errorf("lab: %w", err)
 	}
@@ -183,12 +185,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	cmd.Stdin = nil
 	cmd.Stderr = out
+	boundToParent(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return res, fmt.Errorf("lab: %w", err)
 	}
 	cmd.WaitDelay = 5 * time.Second
 	bootStart := time.Now()
+	// The thread that starts qemu is qemu's parent for Pdeathsig: keep it
+	// until qemu is waited for.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("lab: start qemu: %w", err)
 	}

@@ -1,13 +1,20 @@
 package lab
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cavaliergopher/cpio"
 )
@@ -131,4 +138,104 @@ func TestInitramfsHasWhatTheLabNeeds(t *testing.T) {
 	if _, ok := files["usr/sbin/keepalived"]; ok {
 		t.Error("keepalived packed although not asked for")
 	}
+}
+
+// TestSweepWorkDirs: the work directories of dead runs go, those of live
+// ones and other files stay.
+func TestSweepWorkDirs(t *testing.T) {
+	base := t.TempDir()
+	mine, err := makeWorkDir(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A process that has ended: its pid is free.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(base, workDirPattern+"gone")
+	old := filepath.Join(base, workDirPattern+"old")
+	young := filepath.Join(base, workDirPattern+"young")
+	other := filepath.Join(base, "someone-else")
+	for _, d := range []string{gone, old, young, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(gone, ownerFile), []byte(strconv.Itoa(dead.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(old, day, day); err != nil {
+		t.Fatal(err)
+	}
+	removed := sweepWorkDirs(base, time.Now())
+	slices.Sort(removed)
+	if want := []string{gone, old}; !slices.Equal(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	for _, d := range []string{mine, young, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+}
+
+// TestVMDiesWithItsParent: a process started as the VM is (boundToParent,
+// on a locked thread) is killed when the process that started it is
+// killed, as a test binary is on a timeout.
+func TestVMDiesWithItsParent(t *testing.T) {
+	if os.Getenv("LVS_LAB_ORPHAN_PARENT") == "1" {
+		runtime.LockOSThread()
+		cmd := exec.Command("sleep", "60")
+		boundToParent(cmd)
+		if err := cmd.Start(); err != nil {
+			os.Exit(2)
+		}
+		os.Stdout.WriteString(strconv.Itoa(cmd.Process.Pid) + "\n")
+		cmd.Wait()
+		os.Exit(0)
+	}
+	parent := exec.Command(os.Args[0], "-test.run=^TestVMDiesWithItsParent$")
+	parent.Env = append(os.Environ(), "LVS_LAB_ORPHAN_PARENT=1")
+	out, err := parent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !alive(child) {
+		t.Fatalf("child %d not running", child)
+	}
+	parent.Process.Kill()
+	parent.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(child) && !zombie(child) {
+		if time.Now().After(deadline) {
+			syscall.Kill(child, syscall.SIGKILL)
+			t.Fatalf("child %d still running 5s after its parent was killed", child)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// zombie reports whether pid has exited and waits to be reaped (by init,
+// once its parent is gone).
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }

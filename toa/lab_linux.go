@@ -486,8 +486,51 @@ func nat64Lookup(fd int) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(buf[:16])), uint16(buf[16])<<8|uint16(buf[17])), nil
 }
 
+// rawAccept is accept4(2) as a server written in C, or Go's net package,
+// calls it: x/sys/unix's Accept4 and Getpeername also ask getsockopt
+// (SO_PROTOCOL) for every AF_INET and AF_INET6 address, which goes
+// through eBPF TOA's getsockopt hook and is not what a server pays.
+func rawAccept(lfd int) (int, netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	l := uint32(unix.SizeofSockaddrAny)
+	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)),
+		unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, netip.AddrPort{}, e
+	}
+	return int(fd), rawAddrPort(&rsa), nil
+}
+
+// rawGetpeername is getpeername(2) without x/sys/unix's getsockopt (see
+// rawAccept).
+func rawGetpeername(fd int) (netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	l := uint32(unix.SizeofSockaddrAny)
+	_, _, e := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)))
+	if e != 0 {
+		return netip.AddrPort{}, e
+	}
+	return rawAddrPort(&rsa), nil
+}
+
+// rawAddrPort reads an AF_INET or AF_INET6 socket address.
+func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}
+
 // Churn makes n connections one after another, each accepted, asked
-// getpeername() and closed on both ends, all on the lab's thread, and
+// getpeername() and closed on both ends (the server's calls are plain
+// system calls, as a server makes them), all on the lab's thread, and
 // returns the time they took and the socket option memory
 // (SK_MEMINFO_OPTMEM, where the kernel charges socket storage) of the
 // first accepted socket, and how many of them accept() saw as want.
@@ -517,15 +560,15 @@ func (l *Lab) Churn(c Conn, n int, want netip.AddrPort) (elapsed time.Duration, 
 				unix.Close(cfd)
 				return fmt.Errorf("connect: %w", err)
 			}
-			nfd, sa, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+			nfd, peer, err := rawAccept(lfd)
 			if err != nil {
 				unix.Close(cfd)
 				return fmt.Errorf("accept: %w", err)
 			}
-			if addrPort(sa) == want {
+			if peer == want {
 				revealed++
 			}
-			_, _ = unix.Getpeername(nfd)
+			_, _ = rawGetpeername(nfd)
 			if i == 0 {
 				var mi [unix.SK_MEMINFO_VARS]uint32
 				sz := uint32(len(mi) * 4)

@@ -49,11 +49,15 @@ type Lab struct {
 	// server behind a balancer. The injector, attached to Cgroup, runs
 	// on both.
 	Server string
-	orig   string
-	inj    *injector.Injector
-	do     chan func()
-	ns     netns.NsHandle
-	done   chan struct{}
+	// Plain, when LabOptions.Server asked for it, is a second cgroup
+	// below Cgroup, beside Server, with nothing attached: the same
+	// server without eBPF TOA (ChurnPair).
+	Plain string
+	orig  string
+	inj   *injector.Injector
+	do    chan func()
+	ns    netns.NsHandle
+	done  chan struct{}
 }
 
 // LabOptions configure a lab.
@@ -112,6 +116,10 @@ func NewLab(o LabOptions) (*Lab, error) {
 			return fail(fmt.Errorf("lab server cgroup: %w", err))
 		}
 		l.Server = filepath.Join(l.Cgroup, "server")
+		if err := os.Mkdir(filepath.Join(l.Cgroup, "plain"), 0o755); err != nil {
+			return fail(fmt.Errorf("lab plain cgroup: %w", err))
+		}
+		l.Plain = filepath.Join(l.Cgroup, "plain")
 	}
 	ready := make(chan error)
 	l.do, l.done = make(chan func()), make(chan struct{})
@@ -202,8 +210,11 @@ func (l *Lab) Close() error {
 	if l.orig != "" {
 		errs = append(errs, moveSelf(l.orig))
 	}
-	if l.Server != "" {
-		if err := rmdirRetry(l.Server); err != nil {
+	for _, cg := range []string{l.Server, l.Plain} {
+		if cg == "" {
+			continue
+		}
+		if err := rmdirRetry(cg); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -389,10 +400,15 @@ func (l *Lab) Connect(c Conn) (*Seen, error) {
 // listen makes the server's listener, in the server cgroup if the lab
 // has one (the process moves there for the call and back).
 func (l *Lab) listen(c Conn) (int, netip.AddrPort, error) {
-	if l.Server == "" {
+	return l.listenIn(l.Server, c)
+}
+
+// listenIn makes a listener in cgroup cg ("" for the lab's own).
+func (l *Lab) listenIn(cg string, c Conn) (int, netip.AddrPort, error) {
+	if cg == "" {
 		return listen(c)
 	}
-	if err := moveSelf(l.Server); err != nil {
+	if err := moveSelf(cg); err != nil {
 		return -1, netip.AddrPort{}, err
 	}
 	fd, dst, err := listen(c)
@@ -484,6 +500,87 @@ func nat64Lookup(fd int) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("NAT64 lookup returned %d bytes", l)
 	}
 	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(buf[:16])), uint16(buf[16])<<8|uint16(buf[17])), nil
+}
+
+// PairStats is what ChurnPair measured for one of its two listeners.
+type PairStats struct {
+	// Times are the connections' times, in the order made.
+	Times []time.Duration
+	// Revealed counts the connections accept() saw as the wanted client.
+	Revealed int
+}
+
+// ChurnPair makes 2n connections as Churn does, taking turns between a
+// listener in the Server cgroup (with) and one in the Plain cgroup
+// (without), in the order with, without, without, with, ..., so that
+// drift and deferred kernel work fall on both alike, and times each
+// connection. The lab must have been made with LabOptions.Server.
+func (l *Lab) ChurnPair(c Conn, n int, want netip.AddrPort) (with, without PairStats, err error) {
+	if l.Server == "" || l.Plain == "" {
+		return with, without, errors.New("lab: ChurnPair needs LabOptions.Server")
+	}
+	err = l.run(func() error {
+		lw, dw, err := l.listenIn(l.Server, c)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(lw)
+		lp, dp, err := l.listenIn(l.Plain, c)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(lp)
+		fam := unix.AF_INET
+		if c.Balancer.Is6() {
+			fam = unix.AF_INET6
+		}
+		src := sockaddr(netip.AddrPortFrom(c.Balancer, 0))
+		targets := [2]struct {
+			lfd int
+			to  unix.Sockaddr
+			st  *PairStats
+		}{{lw, sockaddr(dw), &with}, {lp, sockaddr(dp), &without}}
+		with.Times, without.Times = make([]time.Duration, 0, n), make([]time.Duration, 0, n)
+		for i := range 2 * n {
+			tg := targets[(i+i/2)%2] // 0 1 1 0 0 1 1 0 ...
+			start := time.Now()
+			peer, err := connectOnce(fam, src, tg.to, tg.lfd)
+			if err != nil {
+				return err
+			}
+			tg.st.Times = append(tg.st.Times, time.Since(start))
+			if peer == want {
+				tg.st.Revealed++
+			}
+		}
+		return nil
+	})
+	return with, without, err
+}
+
+// connectOnce makes one connection from src to a listener: socket, bind,
+// connect, accept, getpeername, close both ends (the client with a
+// reset), and returns what accept() said of the peer.
+func connectOnce(fam int, src, to unix.Sockaddr, lfd int) (netip.AddrPort, error) {
+	cfd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	defer unix.Close(cfd)
+	if err := unix.Bind(cfd, src); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bind: %w", err)
+	}
+	if err := unix.Connect(cfd, to); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("connect: %w", err)
+	}
+	nfd, peer, err := rawAccept(lfd)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("accept: %w", err)
+	}
+	_, _ = rawGetpeername(nfd)
+	_ = unix.SetsockoptLinger(cfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(nfd)
+	return peer, nil
 }
 
 // rawAccept is accept4(2) as a server written in C, or Go's net package,

@@ -29,15 +29,36 @@ import (
 // returns the socket and whether the handshake is over; a refused
 // connection is an error.
 func connectTCP(addr netip.AddrPort) (fd int, done bool, err error) {
-	a := addr.Addr().Unmap()
+	fd, err = newSocket(addr)
+	if err != nil {
+		return -1, false, err
+	}
+	done, err = connectFD(fd, addr)
+	if err != nil {
+		rawClose(fd, false)
+		return -1, false, err
+	}
+	return fd, done, nil
+}
+
+// newSocket makes a non-blocking TCP socket of addr's family.
+func newSocket(addr netip.AddrPort) (int, error) {
 	domain := unix.AF_INET
-	if a.Is6() {
+	if addr.Addr().Unmap().Is6() {
 		domain = unix.AF_INET6
 	}
-	fd, err = unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
-		return -1, false, os.NewSyscallError("socket", err)
+		return -1, os.NewSyscallError("socket", err)
 	}
+	return fd, nil
+}
+
+// connectFD starts a connection to addr on the non-blocking socket fd
+// (new, or disconnected by disconnect). It returns whether the handshake
+// is over; a refused connection is an error, and fd stays open.
+func connectFD(fd int, addr netip.AddrPort) (done bool, err error) {
+	a := addr.Addr().Unmap()
 	var e unix.Errno
 	port := [2]byte{byte(addr.Port() >> 8), byte(addr.Port())}
 	if a.Is4() {
@@ -51,21 +72,29 @@ func connectTCP(addr netip.AddrPort) (fd int, done bool, err error) {
 	}
 	switch e {
 	case 0:
-		return fd, true, nil
+		return true, nil
 	case unix.EINPROGRESS, unix.EINTR:
 		// Over already (a loopback or near peer answers within the call)?
 		pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 		if n, _, perr := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd[0])), 1, uintptr(unsafe.Pointer(&unix.Timespec{})), 0, 0, 0); perr != 0 || n == 0 {
-			return fd, false, nil
+			return false, nil
 		}
 		if err := sockError(fd); err != nil {
-			rawClose(fd, false)
-			return -1, false, err
+			return false, err
 		}
-		return fd, true, nil
+		return true, nil
 	}
-	rawClose(fd, false)
-	return -1, false, os.NewSyscallError("connect", e)
+	return false, os.NewSyscallError("connect", e)
+}
+
+// disconnect ends fd's connection, whatever its state, with a reset
+// where the peer has one to tear down (connect with AF_UNSPEC: what
+// close does with SO_LINGER 0), and leaves the socket unbound and ready
+// for another connect. It reports whether that worked.
+func disconnect(fd int) bool {
+	sa := unix.RawSockaddrInet4{Family: unix.AF_UNSPEC}
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+	return e == 0
 }
 
 // sockError returns the pending error of a socket (SO_ERROR) as a connect

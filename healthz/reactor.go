@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -70,6 +72,12 @@ type loop struct {
 	evfd    int
 	flights map[int32]*flight
 	events  []unix.EpollEvent
+	// spare are sockets of finished checks, disconnected and still in
+	// the epoll set, by family (0 IPv4, 1 IPv6): a check takes one
+	// instead of making a socket, registering it and closing it.
+	spare [2][]int
+	// made counts the sockets made, for tests of their reuse.
+	made atomic.Int64
 
 	mu     sync.Mutex // wake against close: a closed eventfd's number may be reused
 	closed bool
@@ -138,6 +146,11 @@ func (l *loop) close() {
 	for fd := range l.flights {
 		rawClose(int(fd), true)
 	}
+	for _, fds := range l.spare {
+		for _, fd := range fds {
+			rawClose(fd, false)
+		}
+	}
 	unix.Close(l.evfd)
 	l.ep.Close()
 }
@@ -191,43 +204,91 @@ func (l *loop) run(ctx context.Context) {
 	}
 }
 
+// maxSpare bounds the spare sockets of each family.
+const maxSpare = 256
+
 // begin starts a reactive check.
+//
+// Its socket is a spare one when there is one: sockets stay in the epoll
+// set, edge-triggered for both directions, from the check that made them
+// until the loop closes them, and a finished check disconnects its socket
+// (connect with AF_UNSPEC: a reset where the peer has a connection, as
+// close with SO_LINGER 0 does) and keeps it for the next. A check then
+// costs connect, the wake-up and the disconnect: no socket to make,
+// register and free. The socket becoming writable (connected, or room for
+// the rest of a request) and a reply arriving each wake the loop once.
+// epoll reports the state of a socket at the time it reports, so an edge
+// left over from a socket's previous check is either true of the new
+// connection or not reported; the loop drops events of sockets without a
+// check.
 func (l *loop) begin(p *probe, rc reactive) {
 	start := time.Now()
-	fd, done, err := connectTCP(p.target.Addr)
+	fd, err := l.socket(p.target.Addr)
 	if err != nil {
+		l.m.record(p, fail(start, KindOther, "%v", err))
+		return
+	}
+	done, err := connectFD(fd, p.target.Addr)
+	if err != nil {
+		l.recycle(fd, p.target.Addr)
 		l.m.record(p, failErr(context.Background(), start, p.spec.Timeout.D(), err))
 		return
 	}
 	f := &flight{p: p, rc: rc, fd: fd, start: start, deadline: start.Add(p.spec.Timeout.D()), req: rc.request()}
 	if done && f.req == nil {
-		rawClose(fd, true)
+		l.recycle(fd, p.target.Addr)
 		l.m.record(p, pass(start, "connected"))
 		return
-	}
-	// A check that talks waits for both directions, edge-triggered: the
-	// socket becoming writable (connected, or room for the rest of the
-	// request) and the reply arriving each wake it once, with no
-	// epoll_ctl in between. Adding a socket that is ready already
-	// reports it at once.
-	events := uint32(unix.EPOLLOUT)
-	if f.req != nil {
-		events = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLET
 	}
 	if done {
 		f.connected = true
 		if r, over := l.talk(f); over {
-			rawClose(fd, true)
+			l.recycle(fd, p.target.Addr)
 			l.m.record(p, r)
 			return
 		}
 	}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)}); err != nil {
+	l.flights[int32(fd)] = f
+}
+
+// socket returns a spare socket of addr's family, or a new one added to
+// the epoll set.
+func (l *loop) socket(addr netip.AddrPort) (int, error) {
+	fam := family(addr)
+	if n := len(l.spare[fam]); n > 0 {
+		fd := l.spare[fam][n-1]
+		l.spare[fam] = l.spare[fam][:n-1]
+		return fd, nil
+	}
+	fd, err := newSocket(addr)
+	if err != nil {
+		return -1, err
+	}
+	l.made.Add(1)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		rawClose(fd, false)
-		l.m.record(p, fail(start, KindOther, "epoll_ctl: %v", err))
+		return -1, os.NewSyscallError("epoll_ctl", err)
+	}
+	return fd, nil
+}
+
+// recycle disconnects fd and keeps it as a spare, or closes it (with a
+// reset) when it cannot be disconnected or enough are spare.
+func (l *loop) recycle(fd int, addr netip.AddrPort) {
+	fam := family(addr)
+	if len(l.spare[fam]) >= maxSpare || !disconnect(fd) {
+		rawClose(fd, true)
 		return
 	}
-	l.flights[int32(fd)] = f
+	l.spare[fam] = append(l.spare[fam], fd)
+}
+
+func family(addr netip.AddrPort) int {
+	if addr.Addr().Unmap().Is4() {
+		return 0
+	}
+	return 1
 }
 
 // step moves a check on after an event of its socket.
@@ -295,11 +356,11 @@ func (l *loop) talk(f *flight) (Result, bool) {
 	}
 }
 
-// finish closes a check's socket (closing takes it out of the epoll set)
-// and records its result.
+// finish ends a check's connection, keeps its socket for the next, and
+// records its result.
 func (l *loop) finish(f *flight, r Result) {
 	delete(l.flights, int32(f.fd))
-	rawClose(f.fd, true)
+	l.recycle(f.fd, f.p.target.Addr)
 	l.m.record(f.p, r)
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/lvs-node/lvs-node/internal/config"
 )
 
 // TestEventLoopChecks runs plain tcp and status-only http checks through
@@ -68,4 +70,66 @@ func TestStatusCode(t *testing.T) {
 			t.Errorf("statusCode(%q) = %d, %v; want %d", line, got, err, want)
 		}
 	}
+}
+
+// TestEventLoopReusesSockets: checks of several kinds and outcomes run
+// side by side, again and again, on the event loop's spare sockets: every
+// result is the one its target gives (an event left over from a socket's
+// previous check decides nothing), and far fewer sockets are made than
+// checks run.
+func TestEventLoopReusesSockets(t *testing.T) {
+	ws := &webServer{pause: time.Second}
+	srv := httptest.NewServer(ws)
+	t.Cleanup(srv.Close)
+	web := serverAddr(t, srv)
+	resets := listen(t, func(c net.Conn) { buf := make([]byte, 512); c.Read(buf); reset(c) })
+	open := listen(t, func(c net.Conn) { c.Close() })
+	refused := closedPort(t, "tcp")
+	cases := []checkCase{
+		{"tcp", Spec{Type: TypeTCP}, open, true, "", "connected"},
+		{"tcp refused", Spec{Type: TypeTCP}, refused, false, KindRefused, "connect: connection refused"},
+		{"http 200", Spec{Type: TypeHTTP, Path: "/ok"}, web, true, "", "HTTP 200"},
+		{"http 503", Spec{Type: TypeHTTP, Path: "/down"}, web, false, KindStatus, "HTTP 503"},
+		{"http slow", Spec{Type: TypeHTTP, Path: "/slow"}, web, false, KindTimeout, "timeout after 60ms"},
+		{"http reset", Spec{Type: TypeHTTP}, resets, false, KindReset, "read: connection reset by peer"},
+		{"http refused", Spec{Type: TypeHTTP}, refused, false, KindRefused, "connect: connection refused"},
+	}
+	m := NewManager(Options{})
+	var wants []Want
+	for _, c := range cases {
+		s := spec(c.s, 60*time.Millisecond)
+		s.Interval = config.Duration(100 * time.Millisecond)
+		wants = append(wants, Want{Owner: owner(c.name, c.addr), Spec: s})
+	}
+	if err := m.Update(wants); err != nil {
+		t.Fatal(err)
+	}
+	stop := runManager(t, m)
+	var made int64
+	eventually(t, "ten checks of each", func() bool {
+		if l := m.loop.Load(); l != nil {
+			made = l.made.Load()
+		}
+		for _, w := range wants {
+			if st, _ := statusOf(m, w.Owner); st.Checks < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	checks := uint64(0)
+	for i, c := range cases {
+		st, _ := statusOf(m, wants[i].Owner)
+		checks += st.Checks
+		for _, r := range st.History {
+			if r.OK != c.ok || r.Kind != c.kind || r.Reason != c.reason {
+				t.Errorf("%s: a check gave %+v", c.name, r)
+			}
+		}
+	}
+	if made == 0 || made*3 > int64(checks) {
+		t.Errorf("%d sockets made for %d checks", made, checks)
+	}
+	t.Logf("%d sockets made for %d checks", made, checks)
 }

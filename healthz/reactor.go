@@ -56,7 +56,7 @@ type flight struct {
 	buf       []byte // read so far, in store
 	connected bool
 	reading   bool
-	store     [maxStatusLine]byte // one allocation per check, not two
+	store     [maxStatusLine]byte // in the flight, which the loop reuses
 }
 
 // maxStatusLine bounds what an event-loop http check reads to find the
@@ -78,6 +78,8 @@ type loop struct {
 	spare [2][]int
 	// made counts the sockets made, for tests of their reuse.
 	made atomic.Int64
+	// free are flights of finished checks, for the next (newFlight).
+	free []*flight
 
 	mu     sync.Mutex // wake against close: a closed eventfd's number may be reused
 	closed bool
@@ -234,21 +236,43 @@ func (l *loop) begin(p *probe, rc reactive) {
 		l.m.record(p, failErr(context.Background(), start, p.spec.Timeout.D(), err))
 		return
 	}
-	f := &flight{p: p, rc: rc, fd: fd, start: start, deadline: start.Add(p.spec.Timeout.D()), req: rc.request()}
-	if done && f.req == nil {
+	req := rc.request()
+	if done && req == nil {
 		l.recycle(fd, p.target.Addr)
 		l.m.record(p, pass(start, "connected"))
 		return
 	}
+	f := l.newFlight()
+	f.p, f.rc, f.fd, f.start, f.deadline, f.req = p, rc, fd, start, start.Add(p.spec.Timeout.D()), req
 	if done {
 		f.connected = true
 		if r, over := l.talk(f); over {
 			l.recycle(fd, p.target.Addr)
+			l.freeFlight(f)
 			l.m.record(p, r)
 			return
 		}
 	}
 	l.flights[int32(fd)] = f
+}
+
+// newFlight returns a cleared flight, a used one if there is one.
+func (l *loop) newFlight() *flight {
+	if n := len(l.free); n > 0 {
+		f := l.free[n-1]
+		l.free = l.free[:n-1]
+		return f
+	}
+	return &flight{}
+}
+
+// freeFlight clears f and keeps it for newFlight.
+func (l *loop) freeFlight(f *flight) {
+	if len(l.free) >= maxSpare {
+		return
+	}
+	f.p, f.rc, f.req, f.buf, f.connected, f.reading = nil, nil, nil, nil, false, false
+	l.free = append(l.free, f)
 }
 
 // socket returns a spare socket of addr's family, or a new one added to
@@ -361,7 +385,9 @@ func (l *loop) talk(f *flight) (Result, bool) {
 func (l *loop) finish(f *flight, r Result) {
 	delete(l.flights, int32(f.fd))
 	l.recycle(f.fd, f.p.target.Addr)
-	l.m.record(f.p, r)
+	p := f.p
+	l.freeFlight(f)
+	l.m.record(p, r)
 }
 
 // A plain tcp check is reactive.

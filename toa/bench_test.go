@@ -20,17 +20,7 @@ import (
 // cgroup, which holds the server's sockets and not the balancer's, as on
 // a real server. Run by make bench (make bench-toa).
 func BenchmarkTOAConnections(b *testing.B) {
-	env := toatest.Env{PinDir: toatest.PinDir(b)}
-	lab, err := toa.NewLab(toa.LabOptions{Addrs: []netip.Addr{bal, srv}, Server: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lab.Close()
-	defer toa.Detach(toa.Options{PinDir: env.PinDir})
-	opt, _ := format.Encode(format.K254, client)
-	if err := lab.Inject(toa.InACK, opt); err != nil {
-		b.Fatal(err)
-	}
+	lab, env := benchLab(b)
 	const rounds, perRound = 40, 1000
 	conn := toa.Conn{Listen: toa.ListenIPv4, Server: srv, Balancer: bal}
 	var with, without time.Duration
@@ -92,17 +82,7 @@ func BenchmarkTOAConnections(b *testing.B) {
 // interrupted. The mean counts half of the deferred work against TOA;
 // the alternating rounds of BenchmarkTOAConnections count all of it.
 func BenchmarkTOAInterleaved(b *testing.B) {
-	env := toatest.Env{PinDir: toatest.PinDir(b)}
-	lab, err := toa.NewLab(toa.LabOptions{Addrs: []netip.Addr{bal, srv}, Server: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lab.Close()
-	defer toa.Detach(toa.Options{PinDir: env.PinDir})
-	opt, _ := format.Encode(format.K254, client)
-	if err := lab.Inject(toa.InACK, opt); err != nil {
-		b.Fatal(err)
-	}
+	lab, env := benchLab(b)
 	if _, err := toa.Attach(toa.Config{Cgroup: lab.Server, Trusted: trust}, toa.Options{PinDir: env.PinDir}); err != nil {
 		b.Fatal(err)
 	}
@@ -130,6 +110,26 @@ func BenchmarkTOAInterleaved(b *testing.B) {
 	b.ReportMetric(byMedian, "overhead-median-%")
 	fmt.Printf("eBPF TOA, interleaved: %.2f us a connection without, %.2f with (mean, %+.1f%%); medians %.2f and %.2f us (%+.1f%%); rounds' median overheads from %+.1f%% to %+.1f%% (median %+.1f%%)\n",
 		mean(without), mean(with), byMean, median(without), median(with), byMedian, rounded[0], rounded[len(rounded)-1], rounded[len(rounded)/2])
+}
+
+// benchLab makes the benchmarks' lab (a server cgroup, the injector
+// writing a 254/8 TOA into every handshake ACK), removed with eBPF TOA
+// when the benchmark ends.
+func benchLab(b *testing.B) (*toa.Lab, toatest.Env) {
+	env := toatest.Env{PinDir: toatest.PinDir(b)}
+	lab, err := toa.NewLab(toa.LabOptions{Addrs: []netip.Addr{bal, srv}, Server: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		toa.Detach(toa.Options{PinDir: env.PinDir})
+		lab.Close()
+	})
+	opt, _ := format.Encode(format.K254, client)
+	if err := lab.Inject(toa.InACK, opt); err != nil {
+		b.Fatal(err)
+	}
+	return lab, env
 }
 
 // mean is the mean of ds in microseconds.

@@ -530,21 +530,17 @@ func (l *Lab) ChurnPair(c Conn, n int, want netip.AddrPort) (with, without PairS
 			return err
 		}
 		defer unix.Close(lp)
-		fam := unix.AF_INET
-		if c.Balancer.Is6() {
-			fam = unix.AF_INET6
-		}
-		src := sockaddr(netip.AddrPortFrom(c.Balancer, 0))
+		fam, src, toW := dialParams(c, dw)
 		targets := [2]struct {
 			lfd int
 			to  unix.Sockaddr
 			st  *PairStats
-		}{{lw, sockaddr(dw), &with}, {lp, sockaddr(dp), &without}}
+		}{{lw, toW, &with}, {lp, sockaddr(dp), &without}}
 		with.Times, without.Times = make([]time.Duration, 0, n), make([]time.Duration, 0, n)
 		for i := range 2 * n {
 			tg := targets[(i+i/2)%2] // 0 1 1 0 0 1 1 0 ...
 			start := time.Now()
-			peer, err := connectOnce(fam, src, tg.to, tg.lfd)
+			peer, err := connectOnce(fam, src, tg.to, tg.lfd, nil)
 			if err != nil {
 				return err
 			}
@@ -558,10 +554,22 @@ func (l *Lab) ChurnPair(c Conn, n int, want netip.AddrPort) (with, without PairS
 	return with, without, err
 }
 
+// dialParams gives the client's address family and source (the
+// balancer, any port) for c, and dst as a socket address.
+func dialParams(c Conn, dst netip.AddrPort) (fam int, src, to unix.Sockaddr) {
+	fam = unix.AF_INET
+	if c.Balancer.Is6() {
+		fam = unix.AF_INET6
+	}
+	return fam, sockaddr(netip.AddrPortFrom(c.Balancer, 0)), sockaddr(dst)
+}
+
 // connectOnce makes one connection from src to a listener: socket, bind,
 // connect, accept, getpeername, close both ends (the client with a
-// reset), and returns what accept() said of the peer.
-func connectOnce(fam int, src, to unix.Sockaddr, lfd int) (netip.AddrPort, error) {
+// reset: thousands of connections from one source would run out of
+// ports in TIME_WAIT), and returns what accept() said of the peer.
+// inspect, if not nil, sees the accepted socket before it is closed.
+func connectOnce(fam int, src, to unix.Sockaddr, lfd int, inspect func(nfd int)) (netip.AddrPort, error) {
 	cfd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -578,6 +586,9 @@ func connectOnce(fam int, src, to unix.Sockaddr, lfd int) (netip.AddrPort, error
 		return netip.AddrPort{}, fmt.Errorf("accept: %w", err)
 	}
 	_, _ = rawGetpeername(nfd)
+	if inspect != nil {
+		inspect(nfd)
+	}
 	_ = unix.SetsockoptLinger(cfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	unix.Close(nfd)
 	return peer, nil
@@ -638,47 +649,28 @@ func (l *Lab) Churn(c Conn, n int, want netip.AddrPort) (elapsed time.Duration, 
 			return err
 		}
 		defer unix.Close(lfd)
-		fam := unix.AF_INET
-		if c.Balancer.Is6() {
-			fam = unix.AF_INET6
+		fam, src, to := dialParams(c, dst)
+		meminfo := func(nfd int) {
+			var mi [unix.SK_MEMINFO_VARS]uint32
+			sz := uint32(len(mi) * 4)
+			if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(nfd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+				uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&sz)), 0); e == 0 {
+				optmem = mi[unix.SK_MEMINFO_OPTMEM]
+			}
 		}
-		src, to := sockaddr(netip.AddrPortFrom(c.Balancer, 0)), sockaddr(dst)
 		start := time.Now()
 		for i := range n {
-			cfd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			inspect := meminfo
+			if i > 0 {
+				inspect = nil
+			}
+			peer, err := connectOnce(fam, src, to, lfd, inspect)
 			if err != nil {
 				return err
-			}
-			err = unix.Bind(cfd, src)
-			if err == nil {
-				err = unix.Connect(cfd, to)
-			}
-			if err != nil {
-				unix.Close(cfd)
-				return fmt.Errorf("connect: %w", err)
-			}
-			nfd, peer, err := rawAccept(lfd)
-			if err != nil {
-				unix.Close(cfd)
-				return fmt.Errorf("accept: %w", err)
 			}
 			if peer == want {
 				revealed++
 			}
-			_, _ = rawGetpeername(nfd)
-			if i == 0 {
-				var mi [unix.SK_MEMINFO_VARS]uint32
-				sz := uint32(len(mi) * 4)
-				if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(nfd), unix.SOL_SOCKET, unix.SO_MEMINFO,
-					uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&sz)), 0); e == 0 {
-					optmem = mi[unix.SK_MEMINFO_OPTMEM]
-				}
-			}
-			// RST instead of TIME_WAIT: thousands of connections from
-			// one source would run out of ports.
-			_ = unix.SetsockoptLinger(cfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-			unix.Close(cfd)
-			unix.Close(nfd)
 		}
 		elapsed = time.Since(start)
 		return nil

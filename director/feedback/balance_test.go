@@ -138,13 +138,7 @@ func pctReply(n int) agentcheck.Reply {
 }
 
 func TestControllerBalanceMode(t *testing.T) {
-	sp := spec(func(s *Spec) { s.Mode = ModeBalance })
-	start := time.Unix(1000, 0)
-	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
-	pool := NewPool()
-	a, b := NewController(sp, 100, start), NewController(sp, 100, start)
-	pool.Add(a)
-	pool.Add(b)
+	pool, a, b, at := twoInPool()
 
 	// a answers first: b has not, nothing moves.
 	if d, changed := a.Observe(pctReply(60), at(2)); changed || d.Weight != 100 {
@@ -203,13 +197,7 @@ func TestControllerBalanceMode(t *testing.T) {
 // after its share fell may predate the cut and is left out; one at a
 // steady share cuts again.
 func TestBalanceSaturation(t *testing.T) {
-	sp := spec(func(s *Spec) { s.Mode = ModeBalance })
-	start := time.Unix(1000, 0)
-	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
-	pool := NewPool()
-	a, b := NewController(sp, 100, start), NewController(sp, 100, start)
-	pool.Add(a)
-	pool.Add(b)
+	pool, a, b, at := twoInPool()
 	a.Observe(pctReply(50), at(2))
 	// 2 % headroom at share 0.5: taken as 150 %, x = 3 against a's 1.
 	if d, changed := b.Observe(pctReply(2), at(2)); !changed || d.Weight != 50 || !near(b.est.mean, 3) {
@@ -228,6 +216,18 @@ func TestBalanceSaturation(t *testing.T) {
 	if b.Observe(pctReply(3), at(10)); b.est.saturated {
 		t.Fatalf("3 %% taken as saturation: %+v", b.est)
 	}
+}
+
+// twoInPool makes a balance pool of two real servers of configured
+// weight 100, and a clock in seconds from the start.
+func twoInPool() (*Pool, *Controller, *Controller, func(int) time.Time) {
+	sp := spec(func(s *Spec) { s.Mode = ModeBalance })
+	start := time.Unix(1000, 0)
+	pool := NewPool()
+	a, b := NewController(sp, 100, start), NewController(sp, 100, start)
+	pool.Add(a)
+	pool.Add(b)
+	return pool, a, b, func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 0.005 }

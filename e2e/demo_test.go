@@ -59,8 +59,10 @@ listen:
 // server failing its health check and coming back; a real server's load
 // rising and its weight following; lvs-node status; then full-NAT with
 // TOA, where an application on a real server with no route to the client
-// still sees the client's address. It is also part of the suite, so the
-// demo cannot rot.
+// still sees the client's address; two directors with keepalived's VRRP,
+// a connection surviving the master's stop; and a keepalived.conf and an
+// ipvsadm script imported and programmed. It is also part of the suite,
+// so the demo cannot rot.
 func TestDemo(t *testing.T) {
 	demo := os.Getenv("LVS_DEMO") == "1"
 	say := func(format string, args ...any) {
@@ -75,6 +77,12 @@ func TestDemo(t *testing.T) {
 		return
 	}
 	if !t.Run("full-NAT", func(t *testing.T) { demoFullNAT(t, say) }) {
+		return
+	}
+	if !t.Run("high availability", func(t *testing.T) { demoHA(t, say) }) {
+		return
+	}
+	if !t.Run("migration", func(t *testing.T) { demoImport(t, say) }) {
 		return
 	}
 	say("\n== done: every request went through the VIPs; stopping lvs-node restores the real servers ==")

@@ -102,31 +102,48 @@ func (d *haDirector) stop(t *testing.T) {
 	_ = d.lvs.Stop(10 * time.Second)
 }
 
-// TestHAKeepalivedFailover: two directors, keepalived's VRRP moving the
-// VIP, lvs-node following the role with the kernel's sync daemons. A
-// long-lived TCP connection through the VIP (DR) keeps exchanging data
-// when the master is stopped and again after failback.
-func TestHAKeepalivedFailover(t *testing.T) {
+// haPair makes the lab of the active-backup pair: a client, two DR real
+// servers answering on port 7000 with their names, and two directors
+// each running lvs-node and keepalived, dir1 (priority 150) the master
+// once both are up.
+func haPair(t *testing.T) (client *topo.Host, d1, d2 *haDirector) {
+	t.Helper()
 	modprobe(t, "ip_vs", "ip_vs_rr")
 	l := topo.New(t)
 	n := l.Net("lan", "10.0.0.0/24")
-	client := l.Host("client", topo.On(n, "10.0.0.100"))
+	client = l.Host("client", topo.On(n, "10.0.0.100"))
 	for i, name := range []string{"rs1", "rs2"} {
 		rs := l.Host(name, topo.On(n, fmt.Sprintf("10.0.0.%d", 11+i)))
 		drRealServer(t, rs, haVIP)
 		nameEchoServer(t, rs, 7000)
 	}
-	d1 := newHADirector(t, l, n, "dir1", "10.0.0.1", 150)
-	d2 := newHADirector(t, l, n, "dir2", "10.0.0.2", 100)
+	d1 = newHADirector(t, l, n, "dir1", "10.0.0.1", 150)
+	d2 = newHADirector(t, l, n, "dir2", "10.0.0.2", 100)
 	for _, d := range []*haDirector{d1, d2} {
 		d.startLVS(t)
 		d.startKeepalived(t)
 	}
 	haWait(t, "dir1 to hold the VIP", 20*time.Second, func() bool { return d1.hasVIP(t) && !d2.hasVIP(t) })
-	haWait(t, "dir1's role master", 10*time.Second, func() bool {
-		out, _ := d1.h.Run(t, "lvs-node", "director", "ha", "status", "--socket", d1.sock)
+	d1.waitMaster(t)
+	return client, d1, d2
+}
+
+// waitMaster waits until lvs-node on d runs as master with a master
+// sync daemon.
+func (d *haDirector) waitMaster(t *testing.T) {
+	t.Helper()
+	haWait(t, d.h.Name+"'s role master with a master sync daemon", 10*time.Second, func() bool {
+		out, _ := d.h.Run(t, "lvs-node", "director", "ha", "status", "--socket", d.sock)
 		return strings.Contains(out, "role: master") && strings.Contains(out, "master on eth0, sync id 51: running")
 	})
+}
+
+// TestHAKeepalivedFailover: two directors, keepalived's VRRP moving the
+// VIP, lvs-node following the role with the kernel's sync daemons. A
+// long-lived TCP connection through the VIP (DR) keeps exchanging data
+// when the master is stopped and again after failback.
+func TestHAKeepalivedFailover(t *testing.T) {
+	client, d1, d2 := haPair(t)
 	st2 := d2.h.MustRun(t, "lvs-node", "director", "ha", "status", "--socket", d2.sock)
 	mustContain(t, "dir2 status", st2, "role: backup", "backup on eth0, sync id 51: running", "keepalived: running")
 	if strings.Contains(st2, "master on") {
@@ -160,10 +177,7 @@ func TestHAKeepalivedFailover(t *testing.T) {
 	if err != nil || len(servers1) != 1 || len(servers) != 1 {
 		t.Fatalf("connection after failover: %v, servers before %v after %v", err, servers, servers1)
 	}
-	haWait(t, "dir2's role master with a master sync daemon", 10*time.Second, func() bool {
-		out, _ := d2.h.Run(t, "lvs-node", "director", "ha", "status", "--socket", d2.sock)
-		return strings.Contains(out, "role: master") && strings.Contains(out, "master on eth0, sync id 51: running")
-	})
+	d2.waitMaster(t)
 	t.Logf("failover complete %v after the stop", time.Since(stopped))
 
 	// Failback: dir1 comes back, receives the entry from dir2's master

@@ -120,7 +120,9 @@ func buildLvsNode(out string) error {
 }
 
 // haPeerTests are the tests that run keepalived or BIRD in the VM.
-func haPeerTests() []string { return []string{"TestHAKeepalivedFailover", "TestHABGPActiveActive"} }
+func haPeerTests() []string {
+	return []string{"TestHAKeepalivedFailover", "TestHABGPActiveActive", "TestDemo"}
+}
 
 // runsHATests reports whether the -run pattern selects a test that needs
 // the HA peers in the VM (the whole suite does).

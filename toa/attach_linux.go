@@ -62,21 +62,6 @@ func lock(dir string) (func(), error) {
 	return release, err
 }
 
-// replacePin pins obj at path, replacing whatever is pinned there in one
-// rename, so that the path never goes missing.
-func replacePin(obj interface{ Pin(string) error }, path string) error {
-	tmp := path + "_new" // bpffs refuses names with dots
-	_ = os.Remove(tmp)
-	if err := obj.Pin(tmp); err != nil {
-		return fmt.Errorf("pin %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("pin %s: %w", path, err)
-	}
-	return nil
-}
-
 // resolveCgroup returns the configured cgroup (or the unified root) and
 // its id.
 func resolveCgroup(cfg Config, opts Options) (string, uint64, error) {
@@ -240,7 +225,7 @@ func (a *attacher) run(cfg Config, formats format.Set) error {
 			if pinned[name] != nil {
 				continue
 			}
-			if err := replacePin(coll.Maps[name], mapPin(a.dir, name)); err != nil {
+			if err := state.ReplacePin(coll.Maps[name], mapPin(a.dir, name)); err != nil {
 				return err
 			}
 			pinned[name] = coll.Maps[name]
@@ -271,7 +256,7 @@ func (a *attacher) run(cfg Config, formats format.Set) error {
 			a.keep(nl)
 			// Replacing the pin of a link elsewhere drops it; the kernel
 			// would release it later, so the old hook is detached now.
-			if err := replacePin(nl, linkPin(a.dir, h)); err != nil {
+			if err := state.ReplacePin(nl, linkPin(a.dir, h)); err != nil {
 				return err
 			}
 			verb := "attach"
@@ -283,7 +268,7 @@ func (a *attacher) run(cfg Config, formats format.Set) error {
 			}
 			a.note("%s %s to %s", verb, h.short, a.cgPath)
 		}
-		if err := replacePin(prog, progPin(a.dir, h)); err != nil {
+		if err := state.ReplacePin(prog, progPin(a.dir, h)); err != nil {
 			return err
 		}
 	}
@@ -319,7 +304,7 @@ func (a *attacher) meta() (*ebpf.Map, error) {
 		return nil, explainLoad(err)
 	}
 	a.keep(m)
-	if err := replacePin(m, p); err != nil {
+	if err := state.ReplacePin(m, p); err != nil {
 		return nil, err
 	}
 	return m, nil

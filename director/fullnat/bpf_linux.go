@@ -59,21 +59,6 @@ const lockWait = 30 * time.Second
 // processes (the daemon and "director down") never interleave changes.
 func lockDir(dir string) (func(), error) { return state.LockDir(dir, lockWait) }
 
-// replacePin pins obj at path in place of whatever is pinned there, in
-// one rename.
-func replacePin(obj interface{ Pin(string) error }, path string) error {
-	tmp := path + "_new" // bpffs refuses dots in names
-	_ = os.Remove(tmp)
-	if err := obj.Pin(tmp); err != nil {
-		return fmt.Errorf("pin %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("pin %s: %w", path, err)
-	}
-	return nil
-}
-
 // loadProgram returns the egress program of this build: the pinned one
 // when it is this build's and its maps are in place, else a new one
 // (reusing the pinned maps that still fit), pinned in dir.
@@ -137,7 +122,7 @@ func loadProgram(dir string, note func(string, ...any)) (*program, error) {
 			return nil, err
 		}
 		p.maps[name] = m
-		if err := replacePin(m, filepath.Join(dir, name)); err != nil {
+		if err := state.ReplacePin(m, filepath.Join(dir, name)); err != nil {
 			return nil, err
 		}
 		note("pin map %s", name)
@@ -147,7 +132,7 @@ func loadProgram(dir string, note func(string, ...any)) (*program, error) {
 		return nil, err
 	}
 	p.prog, p.fresh = prog, true
-	if err := replacePin(prog, filepath.Join(dir, progPinName)); err != nil {
+	if err := state.ReplacePin(prog, filepath.Join(dir, progPinName)); err != nil {
 		return nil, err
 	}
 	if err := meta.Put(uint32(0), hash); err != nil {
@@ -173,7 +158,7 @@ func openMeta(dir string) (*ebpf.Map, error) {
 	if err != nil {
 		return nil, explainLoad(err)
 	}
-	if err := replacePin(m, path); err != nil {
+	if err := state.ReplacePin(m, path); err != nil {
 		m.Close()
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/lvs-node/lvs-node/internal/state"
 )
 
 // The cls_bpf filter of the tc fallback: a priority of its own ("LV")
@@ -125,7 +127,7 @@ func attachTCX(dir string, i iface, prog *ebpf.Program, record func(Hook) error)
 		return "", fmt.Errorf("attach the egress program to %s (tcx): %w", i.name, err)
 	}
 	defer l.Close()
-	if err := replacePin(l, path); err != nil {
+	if err := state.ReplacePin(l, path); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("attach egress program to %s (tcx)", i.name), nil

@@ -51,7 +51,7 @@ func Parse(frame []byte) (Segment, error) {
 		if hl < 20 || n < hl || n > len(ip) {
 			return s, fmt.Errorf("IPv4 lengths: header %d, total %d, frame %d", hl, n, len(ip))
 		}
-		if fold(sum(ip[:hl], 0)) != 0 {
+		if Fold(Sum(ip[:hl], 0)) != 0 {
 			return s, errors.New("IPv4 header checksum is wrong")
 		}
 		src, _ = netip.AddrFromSlice(ip[12:16])
@@ -100,24 +100,27 @@ func (s Segment) String() string {
 // yet (offload pending: notReady), the field must hold the pseudo-header
 // sum for the segment's length, which the device then completes.
 func (s Segment) CheckChecksum(notReady bool) error {
-	ps := pseudo(s.Src.Addr(), s.Dst.Addr(), len(s.tcp))
+	ps := PseudoSum(s.Src.Addr(), s.Dst.Addr(), len(s.tcp))
 	got := binary.BigEndian.Uint16(s.tcp[16:])
 	if notReady {
 		// The field holds the folded pseudo-header sum, not inverted.
 		// 0 and 0xffff are the same number in one's complement.
-		if want := ^fold(ps); got != want && !(got|want == 0xffff && got&want == 0) {
+		if want := ^Fold(ps); got != want && !(got|want == 0xffff && got&want == 0) {
 			return fmt.Errorf("pseudo-header checksum %#04x, want %#04x for %d bytes", got, want, len(s.tcp))
 		}
 		return nil
 	}
-	if fold(sum(s.tcp, ps)) != 0 {
+	if Fold(Sum(s.tcp, ps)) != 0 {
 		return fmt.Errorf("TCP checksum %#04x is wrong", got)
 	}
 	return nil
 }
 
-// sum is the one's complement sum of b (an odd length padded with zero).
-func sum(b []byte, acc uint32) uint32 {
+// Sum is the one's complement sum of b (an odd length padded with zero)
+// added to acc: Fold(Sum(header, 0)) is an IPv4 header checksum, and
+// Fold(Sum(tcp, PseudoSum(src, dst, len(tcp)))) a TCP checksum (0 when
+// the checksum in place is right).
+func Sum(b []byte, acc uint32) uint32 {
 	for i := 0; i+1 < len(b); i += 2 {
 		acc += uint32(b[i])<<8 | uint32(b[i+1])
 	}
@@ -127,15 +130,17 @@ func sum(b []byte, acc uint32) uint32 {
 	return acc
 }
 
-func fold(acc uint32) uint16 {
+// Fold folds a sum to 16 bits and complements it.
+func Fold(acc uint32) uint16 {
 	for acc > 0xffff {
 		acc = acc>>16 + acc&0xffff
 	}
 	return ^uint16(acc)
 }
 
-func pseudo(src, dst netip.Addr, n int) uint32 {
-	return sum(dst.AsSlice(), sum(src.AsSlice(), 0)) + 6 + uint32(n)
+// PseudoSum is the sum of the TCP pseudo-header for a segment of n bytes.
+func PseudoSum(src, dst netip.Addr, n int) uint32 {
+	return Sum(dst.AsSlice(), Sum(src.AsSlice(), 0)) + 6 + uint32(n)
 }
 
 // TOA spells the option of the format table for client: kind, length,

@@ -21,7 +21,7 @@ func frame6(src, dst netip.AddrPort, seq uint32, flags byte, opts []byte) topo.P
 	tcp[13] = flags
 	binary.BigEndian.PutUint16(tcp[14:], 64000)
 	copy(tcp[20:], opts)
-	binary.BigEndian.PutUint16(tcp[16:], fold(sum(tcp, pseudo(src.Addr(), dst.Addr(), len(tcp)))))
+	binary.BigEndian.PutUint16(tcp[16:], Fold(Sum(tcp, PseudoSum(src.Addr(), dst.Addr(), len(tcp)))))
 	f := make([]byte, 14+40, 14+40+len(tcp))
 	binary.BigEndian.PutUint16(f[12:], 0x86dd)
 	ip := f[14:]

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/lvs-node/lvs-node/director/fullnat/fullnattest"
 )
 
 // seg is a TCP segment to wrap into an Ethernet frame, with valid IP and
@@ -26,31 +28,6 @@ const (
 	fACK = 0x10
 )
 
-// sum is the one's complement sum of b (odd lengths padded with zero).
-func sum(b []byte, acc uint32) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		acc += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		acc += uint32(b[len(b)-1]) << 8
-	}
-	return acc
-}
-
-func fold(acc uint32) uint16 {
-	for acc > 0xffff {
-		acc = acc>>16 + acc&0xffff
-	}
-	return ^uint16(acc)
-}
-
-// pseudo is the sum of the TCP pseudo-header.
-func pseudo(src, dst netip.Addr, tcpLen int) uint32 {
-	acc := sum(src.AsSlice(), 0)
-	acc = sum(dst.AsSlice(), acc)
-	return acc + 6 + uint32(tcpLen)
-}
-
 func (s seg) tcp() []byte {
 	if len(s.opts)%4 != 0 {
 		panic("options not padded")
@@ -65,7 +42,7 @@ func (s seg) tcp() []byte {
 	binary.BigEndian.PutUint16(h[14:], 64240)
 	h = append(h, s.opts...)
 	h = append(h, s.payload...)
-	binary.BigEndian.PutUint16(h[16:], fold(sum(h, pseudo(s.src, s.dst, len(h)))))
+	binary.BigEndian.PutUint16(h[16:], fullnattest.Fold(fullnattest.Sum(h, fullnattest.PseudoSum(s.src, s.dst, len(h)))))
 	return h
 }
 
@@ -90,7 +67,7 @@ func (s seg) frame() []byte {
 		ip[8], ip[9] = 64, 6
 		copy(ip[12:], s.src.AsSlice())
 		copy(ip[16:], s.dst.AsSlice())
-		binary.BigEndian.PutUint16(ip[10:], fold(sum(ip, 0)))
+		binary.BigEndian.PutUint16(ip[10:], fullnattest.Fold(fullnattest.Sum(ip, 0)))
 	}
 	return append(append(eth, ip...), tcp...)
 }
@@ -104,7 +81,7 @@ func checkFrame(f []byte) error {
 	case 0x0800:
 		ip := f[14:]
 		hl := int(ip[0]&15) * 4
-		if fold(sum(ip[:hl], 0)) != 0 {
+		if fullnattest.Fold(fullnattest.Sum(ip[:hl], 0)) != 0 {
 			return fmt.Errorf("IPv4 header checksum is wrong")
 		}
 		if n := int(binary.BigEndian.Uint16(ip[2:])); n != len(ip) {
@@ -124,7 +101,7 @@ func checkFrame(f []byte) error {
 	default:
 		return fmt.Errorf("not IP")
 	}
-	if fold(sum(tcp, pseudo(src, dst, len(tcp)))) != 0 {
+	if fullnattest.Fold(fullnattest.Sum(tcp, fullnattest.PseudoSum(src, dst, len(tcp)))) != 0 {
 		return fmt.Errorf("TCP checksum is wrong")
 	}
 	return nil

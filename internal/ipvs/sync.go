@@ -190,14 +190,3 @@ func parseSyncDaemonMsg(payload []byte) (SyncDaemon, error) {
 	}
 	return parseSyncDaemon(nest)
 }
-
-// syncRequest appends a start (NEW_DAEMON) or stop (DEL_DAEMON) request.
-func (e *encoder) syncRequest(family uint16, seq uint32, d SyncDaemon, start bool) {
-	cmd := uint8(cmdDelDaemon)
-	if start {
-		cmd = cmdNewDaemon
-	}
-	s := e.begin(family, nlmFRequest|nlmFAck, seq, cmd, ipvsGenlVersion)
-	e.syncDaemon(d, start)
-	e.end(s)
-}

@@ -32,15 +32,11 @@ func (c *Client) StopSync(ctx context.Context, s SyncState) error {
 }
 
 func (c *Client) syncCall(ctx context.Context, d SyncDaemon, start bool) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ready(); err != nil {
-		return err
+	cmd := uint8(cmdDelDaemon)
+	if start {
+		cmd = cmdNewDaemon
 	}
-	var e encoder
-	seq := c.seq.Add(1)
-	e.syncRequest(c.family, seq, d, start)
-	return c.conns[0].request(ctx, e.b, seq, nil)
+	return c.call(ctx, nlmFAck, cmd, func(e *encoder) { e.syncDaemon(d, start) }, nil)
 }
 
 // SyncDaemons returns the running sync daemons, master first, as the

@@ -30,17 +30,19 @@ type hook struct {
 func hooks() []hook {
 	return []hook{
 		// The readers of the address first, so that nothing stored
-		// goes unread.
+		// goes unread, and the slots' release before their writer, so
+		// that no slot is kept past its socket.
 		{rsprog.ProgPeer4, ebpf.AttachCgroupInet4GetPeername, "getpeername4"},
 		{rsprog.ProgPeer6, ebpf.AttachCgroupInet6GetPeername, "getpeername6"},
 		{rsprog.ProgSockopt, ebpf.AttachCGroupGetsockopt, "getsockopt"},
+		{rsprog.ProgRelease, ebpf.AttachCgroupInetSockRelease, "release"},
 		{rsprog.ProgSockOps, ebpf.AttachCGroupSockOps, "sockops"},
 	}
 }
 
 // sharedMaps are pinned and kept across program replacements.
 func sharedMaps() []string {
-	return []string{rsprog.MapAddrs, rsprog.MapStats, rsprog.MapTrusted, rsprog.MapConfig}
+	return []string{rsprog.MapAddrs, rsprog.MapSlots, rsprog.MapStats, rsprog.MapTrusted, rsprog.MapConfig}
 }
 
 const metaMap = "toa_meta"
@@ -167,6 +169,10 @@ func (a *attacher) run(cfg Config, formats format.Set) error {
 	}
 	if err := spec.Variables[rsprog.VarPageSize].Set(uint32(os.Getpagesize())); err != nil {
 		return fmt.Errorf("set page size: %w", err)
+	}
+	spec.Maps[rsprog.MapSlots].MaxEntries = Slots
+	if err := spec.Variables[rsprog.VarSlotMask].Set(uint32(Slots - 1)); err != nil {
+		return fmt.Errorf("set slot mask: %w", err)
 	}
 	hash := rsprog.Hash()
 

@@ -3,12 +3,16 @@ package toa_test
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/lvs-node/lvs-node/toa"
 	"github.com/lvs-node/lvs-node/toa/format"
+	"github.com/lvs-node/lvs-node/toa/internal/rsprog"
 	"github.com/lvs-node/lvs-node/toa/toatest"
 )
 
@@ -59,6 +63,23 @@ func BenchmarkTOAConnections(b *testing.B) {
 		}
 		pairs = append(pairs, (pair[0].Seconds()/pair[1].Seconds()-1)*100)
 	}
+	// Memory: a slot of the preallocated array (charged once, at
+	// attach) for a connection that has one, socket storage (charged to
+	// the socket, SK_MEMINFO_OPTMEM) for one whose slot is taken.
+	if _, err := toa.Attach(toa.Config{Cgroup: lab.Server, Trusted: trust}, toa.Options{PinDir: env.PinDir}); err != nil {
+		b.Fatal(err)
+	}
+	slots, err := ebpf.LoadPinnedMap(filepath.Join(env.PinDir, rsprog.MapSlots), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer slots.Close()
+	slotBytes := slots.ValueSize()
+	fill(b, slots, rsprog.Slot{Cookie: 1 << 63})
+	_, memStorage, rev, err := lab.Churn(conn, 100, client)
+	if err != nil || rev != 100 {
+		b.Fatalf("%d of 100 revealed with every slot taken: %v", rev, err)
+	}
 	n := float64(rounds * perRound)
 	cpsWith, cpsWithout := n/with.Seconds(), n/without.Seconds()
 	overhead := (cpsWithout/cpsWith - 1) * 100
@@ -68,9 +89,10 @@ func BenchmarkTOAConnections(b *testing.B) {
 	b.ReportMetric(cpsWith, "conns/s-with")
 	b.ReportMetric(overhead, "overhead-%")
 	b.ReportMetric(median, "median-pair-overhead-%")
-	b.ReportMetric(float64(memWith)-float64(memWithout), "bytes/tracked-conn")
-	fmt.Printf("eBPF TOA: %.0f conns/s without, %.0f with (%+.1f%% time per connection; median of %d adjacent pairs of rounds %+.1f%%, quartiles %+.1f%% and %+.1f%%); socket memory %d bytes with, %d without\n",
-		cpsWithout, cpsWith, overhead, len(pairs), median, pairs[len(pairs)/4], pairs[3*len(pairs)/4], memWith, memWithout)
+	b.ReportMetric(float64(slotBytes), "bytes/tracked-conn-slot")
+	b.ReportMetric(float64(memStorage)-float64(memWithout), "bytes/tracked-conn-storage")
+	fmt.Printf("eBPF TOA: %.0f conns/s without, %.0f with (%+.1f%% time per connection; median of %d adjacent pairs of rounds %+.1f%%, quartiles %+.1f%% and %+.1f%%); memory per tracked connection: a %d-byte slot (%d slots, %.1f MiB preallocated), socket memory %d bytes with a slot, %d with socket storage (slots taken), %d without TOA\n",
+		cpsWithout, cpsWith, overhead, len(pairs), median, pairs[len(pairs)/4], pairs[3*len(pairs)/4], slotBytes, toa.Slots, float64(slotBytes)*toa.Slots/(1<<20), memWith, memStorage, memWithout)
 }
 
 // BenchmarkTOAInterleaved measures the same connections with eBPF TOA

@@ -15,6 +15,7 @@ type Collector struct {
 	events   *prometheus.Desc
 	module   *prometheus.Desc
 	modEvent *prometheus.Desc
+	slots    *prometheus.Desc
 	success  *prometheus.Desc
 }
 
@@ -25,13 +26,16 @@ func NewCollector(opts Options) *Collector {
 		attached: prometheus.NewDesc("lvs_node_toa_attached",
 			"Whether eBPF TOA is attached (1) or not (0).", nil, nil),
 		events: prometheus.NewDesc("lvs_node_toa_events_total",
-			"eBPF TOA events, named as the TOA modules' /proc/net/toa_stats counters (plus untrusted, malformed, late_toa, nat64_lookup).",
+			"eBPF TOA events, named as the TOA modules' /proc/net/toa_stats counters (plus untrusted, malformed, late_toa, nat64_lookup, slot_taken).",
 			[]string{"event"}, nil),
 		module: prometheus.NewDesc("lvs_node_toa_module_loaded",
 			"A loaded TOA kernel module.", []string{"module", "version"}, nil),
 		modEvent: prometheus.NewDesc("lvs_node_toa_module_events_total",
 			"Counters of a loaded TOA kernel module, from its /proc/net statistics file.",
 			[]string{"module", "event"}, nil),
+		slots: prometheus.NewDesc("lvs_node_toa_slots",
+			"eBPF TOA's preallocated address slots: in_use hold an open connection's address, of total.",
+			[]string{"state"}, nil),
 		success: prometheus.NewDesc("lvs_node_toa_scrape_success",
 			"Whether the TOA counters could be read (1) or not (0).", nil, nil),
 	}
@@ -39,7 +43,7 @@ func NewCollector(opts Options) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.attached, c.events, c.module, c.modEvent, c.success} {
+	for _, d := range []*prometheus.Desc{c.attached, c.events, c.module, c.modEvent, c.slots, c.success} {
 		ch <- d
 	}
 }
@@ -53,6 +57,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.attached, prometheus.GaugeValue, 1)
 		for _, ctr := range t.Counters {
 			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(ctr.Total()), ctr.Name)
+		}
+		if u, err := ReadSlots(c.opts); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.slots, prometheus.GaugeValue, float64(u.InUse), "in_use")
+			ch <- prometheus.MustNewConstMetric(c.slots, prometheus.GaugeValue, float64(u.Total), "total")
+		} else if !errors.Is(err, ErrNotAttached) {
+			ok = 0
 		}
 	case errors.Is(err, ErrNotAttached):
 		ch <- prometheus.MustNewConstMetric(c.attached, prometheus.GaugeValue, 0)

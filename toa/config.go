@@ -15,6 +15,11 @@ const (
 	DefaultPinDir = "/sys/fs/bpf/lvs-node/toa"
 	// DefaultRoot is the root of the /proc and /sys trees read.
 	DefaultRoot = "/"
+	// Slots is how many connections' addresses eBPF TOA keeps in its
+	// preallocated array (40 bytes each); a connection whose slot a live
+	// one holds keeps its address in socket storage instead. A power of
+	// two.
+	Slots = 1 << 16
 )
 
 // DefaultKinds are the option kinds read when none are configured: 254

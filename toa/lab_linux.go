@@ -286,6 +286,9 @@ type Conn struct {
 	// Data: after accept, the client sends data and the server reads
 	// it, then asks getpeername() again.
 	Data bool
+	// WhileOpen, if set, is called with the accepted socket before it
+	// is closed.
+	WhileOpen func(fd int) error
 }
 
 // Seen is what the server of a lab connection saw.
@@ -394,6 +397,11 @@ func (l *Lab) Connect(c Conn) (*Seen, error) {
 		}
 	}
 	seen.NAT64, seen.NAT64Err = nat64Lookup(nfd)
+	if c.WhileOpen != nil {
+		if err := c.WhileOpen(nfd); err != nil {
+			return nil, err
+		}
+	}
 	return &seen, nil
 }
 

@@ -27,6 +27,10 @@ var (
 	trust  = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/25")}
 )
 
+// hookCount is how many hooks eBPF TOA attaches: getpeername4,
+// getpeername6, getsockopt, release and sockops.
+const hookCount = 5
+
 func TestAttachBadInput(t *testing.T) {
 	kerneltest.NeedRoot(t)
 	pin := toatest.PinDir(t)
@@ -175,7 +179,7 @@ func TestAttachRepairsAndDetachIsIdempotent(t *testing.T) {
 		t.Fatal("revealed from a source no longer trusted")
 	}
 	st, err := toa.ReadStatus(toa.Options{PinDir: env.PinDir})
-	if err != nil || !st.Attached || len(st.Hooks) != 4 || st.Hooks[0].Cgroup != lab.Cgroup || !slices.Equal(st.Trusted, []string{"10.0.0.0/8"}) {
+	if err != nil || !st.Attached || len(st.Hooks) != hookCount || st.Hooks[0].Cgroup != lab.Cgroup || !slices.Equal(st.Trusted, []string{"10.0.0.0/8"}) {
 		t.Fatalf("status %+v %v", st, err)
 	}
 	if _, err := toa.Detach(toa.Options{PinDir: env.PinDir}); err != nil {
@@ -292,8 +296,8 @@ func pinnedProgIDs(t *testing.T, dir string) []ebpf.ProgramID {
 			ids = append(ids, id)
 		}
 	}
-	if len(ids) != 4 {
-		t.Fatalf("%d programs pinned in %s, want 4", len(ids), dir)
+	if len(ids) != hookCount {
+		t.Fatalf("%d programs pinned in %s, want %d", len(ids), dir, hookCount)
 	}
 	return ids
 }
@@ -343,7 +347,7 @@ func TestConcurrentAttach(t *testing.T) {
 		}
 	}
 	st, err := toa.ReadStatus(toa.Options{PinDir: env.PinDir})
-	if err != nil || len(st.Hooks) != 4 || len(st.Problems) != 0 {
+	if err != nil || len(st.Hooks) != hookCount || len(st.Problems) != 0 {
 		t.Fatalf("status %+v %v", st, err)
 	}
 	if !revealed(t, lab) {

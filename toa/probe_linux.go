@@ -30,6 +30,7 @@ func (LiveProbe) Probe() []Check {
 	add("sock_ops", features.HaveProgramType(ebpf.SockOps), "CONFIG_CGROUP_BPF=y")
 	add("sock_addr", features.HaveProgramType(ebpf.CGroupSockAddr), "CONFIG_CGROUP_BPF=y (getpeername hooks need 5.8+)")
 	add("sockopt", features.HaveProgramType(ebpf.CGroupSockopt), "kernel 5.3+ with CONFIG_CGROUP_BPF=y")
+	add("sock_release", features.HaveProgramType(ebpf.CGroupSock), "CONFIG_CGROUP_BPF=y (the release hook needs 5.9+)")
 	add("sk_storage", features.HaveMapType(ebpf.SkStorage), "kernel 5.2+")
 	add("lpm_trie", features.HaveMapType(ebpf.LPMTrie), "kernel 4.11+")
 	add("bpf_getsockopt", features.HaveProgramHelper(ebpf.SockOps, asm.FnGetsockopt), "kernel 5.10+ (saved SYN)")

@@ -51,6 +51,7 @@ type Status struct {
 	SaveSYN  bool         `json:"save_syn,omitempty"`
 	Trusted  []string     `json:"trusted,omitempty"`
 	Counters *StatsTable  `json:"counters,omitempty"`
+	Slots    *SlotUse     `json:"slots,omitempty"`
 	Modules  []Module     `json:"modules"`
 	Problems []string     `json:"problems,omitempty"`
 }
@@ -116,6 +117,9 @@ func ReadStatus(opts Options) (*Status, error) {
 	if t, err := ReadCounters(opts); err == nil {
 		st.Counters = t
 	}
+	if u, err := ReadSlots(opts); err == nil {
+		st.Slots = &u
+	}
 	if st.Attached && len(mods) > 0 {
 		st.Problems = append(st.Problems, "a TOA module is loaded as well: both rewrite addresses")
 	}
@@ -154,6 +158,9 @@ func (s *Status) Text() string {
 			tr = "none (every option is ignored)"
 		}
 		fmt.Fprintf(&b, "  trusted       %s\n", tr)
+		if s.Slots != nil {
+			fmt.Fprintf(&b, "  slots         %d of %d hold an open connection's address\n", s.Slots.InUse, s.Slots.Total)
+		}
 		if s.Counters != nil {
 			for _, c := range s.Counters.Counters {
 				fmt.Fprintf(&b, "  %-24s %d\n", c.Name, c.Total())

@@ -3,9 +3,22 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * TOA on a real server: a sock_ops program reads the client address a
- * full-NAT balancer put in a TCP option and keeps it in socket storage;
- * cgroup getpeername4/6 programs hand it to getpeername() and accept();
- * a cgroup getsockopt program answers the NAT64 lookup.
+ * full-NAT balancer put in a TCP option and keeps it; cgroup
+ * getpeername4/6 programs hand it to getpeername() and accept(); a cgroup
+ * getsockopt program answers the NAT64 lookup.
+ *
+ * Where the address is kept: in the slot of a preallocated array that the
+ * socket cookie picks, claimed under the slot's lock with the cookie
+ * written in it, and given back by a cgroup sock_release program when the
+ * application closes the socket (after which nothing can ask for its
+ * peer). A socket whose slot another socket holds, and an IPv6 address on
+ * an IPv4 socket (the NAT64 getsockopt cannot get the cookie), go to
+ * socket storage instead. A slot costs no allocation and no RCU free;
+ * socket storage costs both, which was most of eBPF TOA's time per
+ * connection. (The TCP state callback, the other way to learn of the
+ * close, costs about as much as socket storage did.) A socket never
+ * accepted (its listener closed first) keeps its slot; later sockets that
+ * pick that slot use socket storage, counted as slot_taken.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -33,6 +46,7 @@ enum toa_counter {
 	C_MALFORMED,
 	C_LATE_TOA,
 	C_NAT64_LOOKUP,
+	C_SLOT_TAKEN,
 	C_MAX = 16,
 };
 
@@ -55,6 +69,25 @@ struct {
 	__type(key, int);
 	__type(value, struct toa_addr);
 } toa_addrs SEC(".maps");
+
+/* A slot: the cookie of the socket that holds it (0: free) and its
+ * address. */
+struct toa_slot_entry {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 cookie;
+	struct toa_addr a;
+};
+
+/* The loader sets max_entries, a power of two, and slot_mask to match. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct toa_slot_entry);
+} toa_slots SEC(".maps");
+
+volatile const __u32 slot_mask = 65535;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -167,14 +200,55 @@ static __always_inline __u32 parse_skb(struct bpf_sock_ops *skops,
 	return flags;
 }
 
-/* store gives the socket its address; the socket has none yet, so the
- * storage is created with it in one call. */
+/* slot_of returns the slot the socket cookie picks. */
+static __always_inline struct toa_slot_entry *slot_of(__u64 cookie)
+{
+	__u32 k = (__u32)cookie & slot_mask;
+
+	return bpf_map_lookup_elem(&toa_slots, &k);
+}
+
+/* store gives the socket its address: in its slot when that is free (or
+ * its own), else in socket storage, created with the address in one call.
+ * It returns whether the address was kept. */
 static __always_inline void store(struct bpf_sock_ops *skops,
 				  struct toa_addr *a)
 {
+	struct toa_slot_entry *e;
+	__u64 ck;
+	int ok = 0;
+
+	if (a->family == 6 && skops->family == AF_INET)
+		goto storage;
+	ck = bpf_get_socket_cookie(skops);
+	e = slot_of(ck);
+	if (!e)
+		goto storage;
+	bpf_spin_lock(&e->lock);
+	if (e->cookie == 0 || e->cookie == ck) {
+		e->cookie = ck;
+		e->a = *a;
+		ok = 1;
+	}
+	bpf_spin_unlock(&e->lock);
+	if (ok)
+		return;
+	count(C_SLOT_TAKEN);
+storage:
 	if (skops->sk)
 		bpf_sk_storage_get(&toa_addrs, skops->sk, a,
 				   BPF_SK_STORAGE_GET_F_CREATE);
+}
+
+/* has_addr tells whether the socket has an address already. */
+static __always_inline int has_addr(struct bpf_sock_ops *skops)
+{
+	__u64 ck = bpf_get_socket_cookie(skops);
+	struct toa_slot_entry *e = slot_of(ck);
+
+	if (e && e->cookie == ck)
+		return 1;
+	return skops->sk && bpf_sk_storage_get(&toa_addrs, skops->sk, 0, 0);
 }
 
 static __always_inline void passive_established(struct bpf_sock_ops *skops)
@@ -220,8 +294,7 @@ static __always_inline void parse_later(struct bpf_sock_ops *skops)
 	if (flags & (TOA_R_MALFORMED | TOA_R_INVALID | TOA_R_REPEATED))
 		count(C_MALFORMED);
 	if (flags & TOA_R_FOUND) {
-		if (skops->sk &&
-		    !bpf_sk_storage_get(&toa_addrs, skops->sk, 0, 0)) {
+		if (!has_addr(skops)) {
 			store(skops, &a);
 			count(C_LATE_TOA);
 		}
@@ -261,25 +334,64 @@ int toa_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-static __always_inline struct toa_addr *lookup(struct bpf_sock *sk)
+/*
+ * lookup copies the socket's address into out: from its slot, else from
+ * socket storage. The getpeername hooks run under the socket lock
+ * (inet_getname, inet6_getname), so the socket cannot reach TCP_CLOSE and
+ * give its slot back meanwhile, and no other socket writes a slot this one
+ * holds: a slot with this socket's cookie is read without its lock.
+ */
+static __always_inline int lookup(struct bpf_sock_addr *ctx,
+				  struct toa_addr *out)
 {
-	if (!sk)
-		return NULL;
-	return bpf_sk_storage_get(&toa_addrs, sk, 0, 0);
+	__u64 ck = bpf_get_socket_cookie(ctx);
+	struct toa_slot_entry *e = slot_of(ck);
+	struct toa_addr *v;
+
+	if (e && e->cookie == ck) {
+		*out = e->a;
+		return 1;
+	}
+	if (!ctx->sk)
+		return 0;
+	v = bpf_sk_storage_get(&toa_addrs, ctx->sk, 0, 0);
+	if (!v)
+		return 0;
+	*out = *v;
+	return 1;
+}
+
+/*
+ * toa_release gives a TCP socket's slot back when the application closes
+ * it. No lock: only the holder writes a held slot, and a claim (under the
+ * lock) reads the one 8-byte cookie before or after this store.
+ */
+SEC("cgroup/sock_release")
+int toa_release(struct bpf_sock *sk)
+{
+	struct toa_slot_entry *e;
+	__u64 ck;
+
+	if (sk->protocol != IPPROTO_TCP)
+		return 1;
+	ck = bpf_get_socket_cookie(sk);
+	e = slot_of(ck);
+	if (e && e->cookie == ck)
+		e->cookie = 0;
+	return 1;
 }
 
 SEC("cgroup/getpeername4")
 int toa_getpeername4(struct bpf_sock_addr *ctx)
 {
-	struct toa_addr *v;
+	struct toa_addr a, *v = &a;
 	__u32 ip;
 
 	if (ctx->protocol != IPPROTO_TCP) {
 		count(C_GETNAME_TOA_BYPASS);
 		return 1;
 	}
-	v = lookup(ctx->sk);
-	if (!v || !v->family) {
+	if (!lookup(ctx, v) || !v->family) {
 		count(C_GETNAME_TOA_EMPTY);
 		return 1;
 	}
@@ -298,15 +410,14 @@ int toa_getpeername4(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername6")
 int toa_getpeername6(struct bpf_sock_addr *ctx)
 {
-	struct toa_addr *v;
+	struct toa_addr a, *v = &a;
 	__u32 w[4];
 
 	if (ctx->protocol != IPPROTO_TCP) {
 		count(C_GETNAME_TOA_BYPASS);
 		return 1;
 	}
-	v = lookup(ctx->sk);
-	if (!v || !v->family) {
+	if (!lookup(ctx, v) || !v->family) {
 		count(C_GETNAME_TOA_EMPTY);
 		return 1;
 	}
@@ -346,7 +457,8 @@ int toa_getsockopt(struct bpf_sockopt *ctx)
 	/* Only IPv4 sockets: an IPv6 one shows the address itself. */
 	if (!ctx->sk || ctx->sk->family != AF_INET)
 		return 1;
-	v = lookup(ctx->sk);
+	/* Kept in socket storage only (see store). */
+	v = bpf_sk_storage_get(&toa_addrs, ctx->sk, 0, 0);
 	if (!v || v->family != 6)
 		return 1;
 	peer = ctx->optval;

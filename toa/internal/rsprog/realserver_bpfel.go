@@ -44,6 +44,17 @@ type realserverToaScratch struct {
 	}
 }
 
+type realserverToaSlotEntry struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Pad    uint32
+	Cookie uint64
+	A      realserverToaAddr
+}
+
 type realserverToaTrustKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -57,13 +68,16 @@ const (
 	realserverMapToaAddrs         = "toa_addrs"
 	realserverMapToaConfig        = "toa_config"
 	realserverMapToaScratch       = "toa_scratch"
+	realserverMapToaSlots         = "toa_slots"
 	realserverMapToaStats         = "toa_stats"
 	realserverMapToaTrusted       = "toa_trusted"
 	realserverProgToaGetpeername4 = "toa_getpeername4"
 	realserverProgToaGetpeername6 = "toa_getpeername6"
 	realserverProgToaGetsockopt   = "toa_getsockopt"
+	realserverProgToaRelease      = "toa_release"
 	realserverProgToaSockops      = "toa_sockops"
 	realserverVarPageSize         = "page_size"
+	realserverVarSlotMask         = "slot_mask"
 )
 
 // loadRealserver returns the embedded CollectionSpec for realserver.
@@ -111,6 +125,7 @@ type realserverProgramSpecs struct {
 	ToaGetpeername4 *ebpf.ProgramSpec `ebpf:"toa_getpeername4"`
 	ToaGetpeername6 *ebpf.ProgramSpec `ebpf:"toa_getpeername6"`
 	ToaGetsockopt   *ebpf.ProgramSpec `ebpf:"toa_getsockopt"`
+	ToaRelease      *ebpf.ProgramSpec `ebpf:"toa_release"`
 	ToaSockops      *ebpf.ProgramSpec `ebpf:"toa_sockops"`
 }
 
@@ -121,6 +136,7 @@ type realserverMapSpecs struct {
 	ToaAddrs   *ebpf.MapSpec `ebpf:"toa_addrs"`
 	ToaConfig  *ebpf.MapSpec `ebpf:"toa_config"`
 	ToaScratch *ebpf.MapSpec `ebpf:"toa_scratch"`
+	ToaSlots   *ebpf.MapSpec `ebpf:"toa_slots"`
 	ToaStats   *ebpf.MapSpec `ebpf:"toa_stats"`
 	ToaTrusted *ebpf.MapSpec `ebpf:"toa_trusted"`
 }
@@ -130,6 +146,7 @@ type realserverMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type realserverVariableSpecs struct {
 	PageSize *ebpf.VariableSpec `ebpf:"page_size"`
+	SlotMask *ebpf.VariableSpec `ebpf:"slot_mask"`
 }
 
 // realserverObjects contains all objects after they have been loaded into the kernel.
@@ -155,6 +172,7 @@ type realserverMaps struct {
 	ToaAddrs   *ebpf.Map `ebpf:"toa_addrs"`
 	ToaConfig  *ebpf.Map `ebpf:"toa_config"`
 	ToaScratch *ebpf.Map `ebpf:"toa_scratch"`
+	ToaSlots   *ebpf.Map `ebpf:"toa_slots"`
 	ToaStats   *ebpf.Map `ebpf:"toa_stats"`
 	ToaTrusted *ebpf.Map `ebpf:"toa_trusted"`
 }
@@ -164,6 +182,7 @@ func (m *realserverMaps) Close() error {
 		m.ToaAddrs,
 		m.ToaConfig,
 		m.ToaScratch,
+		m.ToaSlots,
 		m.ToaStats,
 		m.ToaTrusted,
 	)
@@ -174,6 +193,7 @@ func (m *realserverMaps) Close() error {
 // It can be passed to loadRealserverObjects or ebpf.CollectionSpec.LoadAndAssign.
 type realserverVariables struct {
 	PageSize *ebpf.Variable `ebpf:"page_size"`
+	SlotMask *ebpf.Variable `ebpf:"slot_mask"`
 }
 
 // realserverPrograms contains all programs after they have been loaded into the kernel.
@@ -183,6 +203,7 @@ type realserverPrograms struct {
 	ToaGetpeername4 *ebpf.Program `ebpf:"toa_getpeername4"`
 	ToaGetpeername6 *ebpf.Program `ebpf:"toa_getpeername6"`
 	ToaGetsockopt   *ebpf.Program `ebpf:"toa_getsockopt"`
+	ToaRelease      *ebpf.Program `ebpf:"toa_release"`
 	ToaSockops      *ebpf.Program `ebpf:"toa_sockops"`
 }
 
@@ -191,6 +212,7 @@ func (p *realserverPrograms) Close() error {
 		p.ToaGetpeername4,
 		p.ToaGetpeername6,
 		p.ToaGetsockopt,
+		p.ToaRelease,
 		p.ToaSockops,
 	)
 }

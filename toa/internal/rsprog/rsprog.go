@@ -11,6 +11,7 @@ type (
 	Addr     = realserverToaAddr
 	Conf     = realserverToaConf
 	TrustKey = realserverToaTrustKey
+	Slot     = realserverToaSlotEntry
 )
 
 // ConfSaveSYN is the flag of Conf.Flags that makes listeners save the SYN.
@@ -19,6 +20,7 @@ const ConfSaveSYN = 1
 // Names of the objects in the ELF.
 const (
 	MapAddrs     = realserverMapToaAddrs
+	MapSlots     = realserverMapToaSlots
 	MapStats     = realserverMapToaStats
 	MapTrusted   = realserverMapToaTrusted
 	MapConfig    = realserverMapToaConfig
@@ -26,7 +28,9 @@ const (
 	ProgPeer4    = realserverProgToaGetpeername4
 	ProgPeer6    = realserverProgToaGetpeername6
 	ProgSockopt  = realserverProgToaGetsockopt
+	ProgRelease  = realserverProgToaRelease
 	VarPageSize  = realserverVarPageSize
+	VarSlotMask  = realserverVarSlotMask
 	CounterSlots = 16
 )
 
@@ -35,7 +39,7 @@ const (
 func Counters() []string {
 	return []string{
 		"syn_recv_sock_toa", "syn_recv_sock_no_toa", "getname_toa_ok", "getname_toa_mismatch",
-		"getname_toa_bypass", "getname_toa_empty", "untrusted", "malformed", "late_toa", "nat64_lookup",
+		"getname_toa_bypass", "getname_toa_empty", "untrusted", "malformed", "late_toa", "nat64_lookup", "slot_taken",
 	}
 }
 

@@ -79,6 +79,11 @@ func connectFD(fd int, addr netip.AddrPort) (done bool, err error) {
 		if n, _, perr := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd[0])), 1, uintptr(unsafe.Pointer(&unix.Timespec{})), 0, 0, 0); perr != 0 || n == 0 {
 			return false, nil
 		}
+		// Writable without an error or a hang-up is connected; only a
+		// failed connection is worth asking for its reason.
+		if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP) == 0 && pfd[0].Revents&unix.POLLOUT != 0 {
+			return true, nil
+		}
 		if err := sockError(fd); err != nil {
 			return false, err
 		}

@@ -2,7 +2,6 @@ package healthz
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -120,7 +119,7 @@ type Manager struct {
 	started bool
 	probes  map[probeKey]*probe
 	owners  map[Owner]*owned
-	queue   probeHeap
+	queue   probeQueue
 }
 
 // probe is one check of one target, shared by every owner whose Want
@@ -185,6 +184,7 @@ func NewManager(opts Options) *Manager {
 		jobs:    make(chan job),
 		probes:  map[probeKey]*probe{},
 		owners:  map[Owner]*owned{},
+		queue:   newProbeQueue(),
 	}
 }
 
@@ -327,7 +327,7 @@ func (m *Manager) start(p planned, c Checker, seed State, now time.Time) *probe 
 		pr.rc = r.reactive()
 	}
 	m.probes[p.key] = pr
-	heap.Push(&m.queue, pr)
+	m.queue.push(pr)
 	return pr
 }
 
@@ -346,7 +346,7 @@ func (m *Manager) detach(ow *owned) {
 	pr.removed = true
 	delete(m.probes, pr.key)
 	if pr.index >= 0 {
-		heap.Remove(&m.queue, pr.index)
+		m.queue.remove(pr.index)
 	}
 }
 
@@ -504,7 +504,7 @@ func (m *Manager) record(p *probe, r Result) {
 	if now := time.Now(); p.next.Before(now) {
 		p.next = now
 	}
-	heap.Push(&m.queue, p)
+	m.queue.push(p)
 	// The next check of p comes an interval later: the scheduler, already
 	// set to wake for an earlier one, needs no wake-up for it.
 	if p.index == 0 {
@@ -560,27 +560,4 @@ func (p *probe) orderedHistory() []Result {
 	out := make([]Result, 0, len(p.history))
 	out = append(out, p.history[p.head:]...)
 	return append(out, p.history[:p.head]...)
-}
-
-// probeHeap orders probes by their next check.
-type probeHeap []*probe
-
-func (h probeHeap) Len() int           { return len(h) }
-func (h probeHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
-func (h probeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *probeHeap) Push(x any) {
-	p := x.(*probe)
-	p.index = len(*h)
-	*h = append(*h, p)
-}
-func (h *probeHeap) Pop() any {
-	old := *h
-	p := old[len(old)-1]
-	old[len(old)-1] = nil
-	p.index = -1
-	*h = old[:len(old)-1]
-	return p
 }

@@ -2,7 +2,6 @@ package healthz
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +75,11 @@ type loop struct {
 	// the epoll set, by family (0 IPv4, 1 IPv6): a check takes one
 	// instead of making a socket, registering it and closing it.
 	spare [2][]int
+	// armed is, by fd, the events a socket's registration is enabled
+	// for, 0 when disabled: sockets are registered one-shot, and the
+	// registration is disabled once the loop has been told of an event
+	// (see begin).
+	armed []uint32
 	// made counts the sockets made, for tests of their reuse.
 	made atomic.Int64
 	// free are flights of finished checks, for the next (newFlight).
@@ -168,12 +172,12 @@ func (l *loop) run(ctx context.Context) {
 		m.mu.Lock()
 		now := time.Now()
 		due = due[:0]
-		for len(m.queue) > 0 && !m.queue[0].next.After(now.Add(minTick/2)) {
-			due = append(due, heap.Pop(&m.queue).(*probe))
+		for m.queue.len() > 0 && m.queue.dueBy(now.Add(minTick/2)) {
+			due = append(due, m.queue.pop())
 		}
 		next := now.Add(time.Hour)
-		if len(m.queue) > 0 {
-			next = m.queue[0].next
+		if m.queue.len() > 0 {
+			next = m.queue.peek()
 		}
 		m.mu.Unlock()
 		for _, p := range due {
@@ -199,6 +203,9 @@ func (l *loop) run(ctx context.Context) {
 				_, _ = unix.Read(l.evfd, b[:])
 				continue
 			}
+			if int(ev.Fd) < len(l.armed) {
+				l.armed[ev.Fd] = 0
+			}
 			if f := l.flights[ev.Fd]; f != nil {
 				l.step(f, ev.Events)
 			}
@@ -212,17 +219,23 @@ const maxSpare = 256
 // begin starts a reactive check.
 //
 // Its socket is a spare one when there is one: sockets stay in the epoll
-// set, edge-triggered for both directions, from the check that made them
-// until the loop closes them, and a finished check disconnects its socket
-// (connect with AF_UNSPEC: a reset where the peer has a connection, as
-// close with SO_LINGER 0 does) and keeps it for the next. A check then
-// costs connect, the wake-up and the disconnect: no socket to make,
-// register and free. The socket becoming writable (connected, or room for
-// the rest of a request) and a reply arriving each wake the loop once.
-// epoll reports the state of a socket at the time it reports, so an edge
-// left over from a socket's previous check is either true of the new
-// connection or not reported; the loop drops events of sockets without a
-// check.
+// set from the check that made them until the loop closes them, and a
+// finished check disconnects its socket (connect with AF_UNSPEC: a reset
+// where the peer has a connection, as close with SO_LINGER 0 does) and
+// keeps it for the next. A check then costs connect, the wake-up and the
+// disconnect: no socket to make, register and free.
+//
+// Sockets are registered one-shot and edge-triggered: the kernel tells of
+// one event and then disables the registration until the loop enables it
+// again (arm), which it does only for a check that has to wait. A check
+// that is over within its calls (a near peer answers a connect in the
+// call) leaves its socket disabled, and then the state changes of that
+// socket (connected, reset) wake nothing: with the registration enabled,
+// each of them woke the runtime's poller (where the epoll set is
+// registered) on a thread with nothing to do, several times a check. epoll
+// reports the state of a socket at the time it reports, so an event left
+// over from a socket's previous check is either true of the new connection
+// or not reported; the loop drops events of sockets without a check.
 func (l *loop) begin(p *probe, rc reactive) {
 	start := time.Now()
 	fd, err := l.socket(p.target.Addr)
@@ -253,7 +266,9 @@ func (l *loop) begin(p *probe, rc reactive) {
 			return
 		}
 	}
-	l.flights[int32(fd)] = f
+	if err := l.await(f); err != nil {
+		l.finish(f, fail(start, KindOther, "%v", err))
+	}
 }
 
 // newFlight returns a cleared flight, a used one if there is one.
@@ -289,12 +304,45 @@ func (l *loop) socket(addr netip.AddrPort) (int, error) {
 		return -1, err
 	}
 	l.made.Add(1)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLET, Fd: int32(fd)}
+	// Registered for what a new socket waits for first: its connection.
+	ev := unix.EpollEvent{Events: waitWrite, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		rawClose(fd, false)
 		return -1, os.NewSyscallError("epoll_ctl", err)
 	}
+	for len(l.armed) <= fd {
+		l.armed = append(l.armed, 0)
+	}
+	l.armed[fd] = waitWrite
 	return fd, nil
+}
+
+// What a check's socket waits for: to be writable (connected, or room for
+// the rest of the request) or readable (the reply). Errors and hang-ups
+// are always reported.
+const (
+	waitWrite = unix.EPOLLOUT | unix.EPOLLET | unix.EPOLLONESHOT
+	waitRead  = unix.EPOLLIN | unix.EPOLLET | unix.EPOLLONESHOT
+)
+
+// await leaves f waiting for its socket, whose registration it enables
+// for what f waits for when it is not already. It reports whether that
+// worked.
+func (l *loop) await(f *flight) error {
+	l.flights[int32(f.fd)] = f
+	want := uint32(waitWrite)
+	if f.reading {
+		want = waitRead
+	}
+	if l.armed[f.fd] == want {
+		return nil
+	}
+	ev := unix.EpollEvent{Events: want, Fd: int32(f.fd)}
+	if _, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(l.epfd), unix.EPOLL_CTL_MOD, uintptr(f.fd), uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 {
+		return os.NewSyscallError("epoll_ctl", e)
+	}
+	l.armed[f.fd] = want
+	return nil
 }
 
 // recycle disconnects fd and keeps it as a spare, or closes it (with a
@@ -334,6 +382,10 @@ func (l *loop) step(f *flight, events uint32) {
 	}
 	if r, over := l.talk(f); over {
 		l.finish(f, r)
+		return
+	}
+	if err := l.await(f); err != nil {
+		l.finish(f, fail(f.start, KindOther, "%v", err))
 	}
 }
 

@@ -33,7 +33,7 @@ func connectTCP(addr netip.AddrPort) (fd int, done bool, err error) {
 	if err != nil {
 		return -1, false, err
 	}
-	done, err = connectFD(fd, addr)
+	done, err = connectFD(fd, addr, true)
 	if err != nil {
 		rawClose(fd, false)
 		return -1, false, err
@@ -56,8 +56,10 @@ func newSocket(addr netip.AddrPort) (int, error) {
 
 // connectFD starts a connection to addr on the non-blocking socket fd
 // (new, or disconnected by disconnect). It returns whether the handshake
-// is over; a refused connection is an error, and fd stays open.
-func connectFD(fd int, addr netip.AddrPort) (done bool, err error) {
+// is over; a refused connection is an error, and fd stays open. With
+// probe false it does not ask whether a connection under way is over
+// already (the caller's first write will tell).
+func connectFD(fd int, addr netip.AddrPort, probe bool) (done bool, err error) {
 	a := addr.Addr().Unmap()
 	var e unix.Errno
 	port := [2]byte{byte(addr.Port() >> 8), byte(addr.Port())}
@@ -74,6 +76,9 @@ func connectFD(fd int, addr netip.AddrPort) (done bool, err error) {
 	case 0:
 		return true, nil
 	case unix.EINPROGRESS, unix.EINTR:
+		if !probe {
+			return false, nil
+		}
 		// Over already (a loopback or near peer answers within the call)?
 		pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 		if n, _, perr := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd[0])), 1, uintptr(unsafe.Pointer(&unix.Timespec{})), 0, 0, 0); perr != 0 || n == 0 {

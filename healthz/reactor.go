@@ -243,13 +243,15 @@ func (l *loop) begin(p *probe, rc reactive) {
 		l.m.record(p, fail(start, KindOther, "%v", err))
 		return
 	}
-	done, err := connectFD(fd, p.target.Addr)
+	// A check that writes first does not ask whether the connection is
+	// over: its write does (it fails with EAGAIN while connecting).
+	req := rc.request()
+	done, err := connectFD(fd, p.target.Addr, req == nil)
 	if err != nil {
 		l.recycle(fd, p.target.Addr)
 		l.m.record(p, failErr(context.Background(), start, p.spec.Timeout.D(), err))
 		return
 	}
-	req := rc.request()
 	if done && req == nil {
 		l.recycle(fd, p.target.Addr)
 		l.m.record(p, pass(start, "connected"))
@@ -257,8 +259,8 @@ func (l *loop) begin(p *probe, rc reactive) {
 	}
 	f := l.newFlight()
 	f.p, f.rc, f.fd, f.start, f.deadline, f.req = p, rc, fd, start, start.Add(p.spec.Timeout.D()), req
-	if done {
-		f.connected = true
+	if done || req != nil {
+		f.connected = done
 		if r, over := l.talk(f); over {
 			l.recycle(fd, p.target.Addr)
 			l.freeFlight(f)
@@ -396,10 +398,18 @@ func (l *loop) talk(f *flight) (Result, bool) {
 		n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(f.fd), uintptr(unsafe.Pointer(&f.req[0])), uintptr(len(f.req)))
 		switch {
 		case e == unix.EAGAIN:
+			// Still connecting, or no room: writable tells.
 			return Result{}, false
 		case e != 0:
-			return failErr(context.Background(), f.start, f.p.spec.Timeout.D(), os.NewSyscallError("write", e)), true
+			// Before the connection is known to be up, an error of the
+			// write is the connection's (refused, unreachable).
+			call := "write"
+			if !f.connected {
+				call = "connect"
+			}
+			return failErr(context.Background(), f.start, f.p.spec.Timeout.D(), os.NewSyscallError(call, e)), true
 		}
+		f.connected = true
 		if f.req = f.req[n:]; len(f.req) == 0 {
 			f.reading = true
 			f.buf = f.store[:0]

@@ -24,6 +24,10 @@ type TOA struct {
 	Kinds []int `yaml:"kinds"`
 	// Force attaches although a TOA kernel module is loaded.
 	Force bool `yaml:"force"`
+	// Slots is the size of eBPF TOA's preallocated address array (a
+	// power of two; default 65536): connections open at once beyond it
+	// keep their address in socket storage, which costs more.
+	Slots int `yaml:"slots"`
 
 	// Config is the parsed block, filled by LoadConfig.
 	Config toa.Config `yaml:"-"`
@@ -35,7 +39,10 @@ func validateTOA(rs *Realserver, doc *config.Doc, add func(*config.Error)) {
 		return
 	}
 	key := func(k string) string { return config.Join("realserver.toa", k) }
-	t.Config = toa.Config{Cgroup: t.Cgroup}
+	t.Config = toa.Config{Cgroup: t.Cgroup, Slots: t.Slots}
+	if err := toa.CheckSlots(t.Slots); err != nil {
+		add(doc.Errorf(key("slots"), "%v", err))
+	}
 	if t.Cgroup != "" && !filepath.IsAbs(t.Cgroup) {
 		add(doc.Errorf(key("cgroup"), "want an absolute path to a cgroup v2 directory, got %q", t.Cgroup))
 	}

@@ -54,6 +54,7 @@ func TestTOAConfigErrors(t *testing.T) {
     cgroup: relative/path
     trusted_sources: [10.0.0.1/24, nonsense]
     kinds: [254, 7]
+    slots: 1000
 `
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,6 +70,7 @@ func TestTOAConfigErrors(t *testing.T) {
 		"rs.yaml:5:23: realserver.toa.trusted_sources[0]: 10.0.0.1/24 has host bits set",
 		"rs.yaml:5:36: realserver.toa.trusted_sources[1]: want a prefix",
 		"realserver.toa.kinds: kind 7",
+		"rs.yaml:7:5: realserver.toa.slots: slots 1000: want a power of two from 1024 to 4194304 (default 65536)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("errors lack %q:\n%s", want, got)

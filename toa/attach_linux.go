@@ -170,8 +170,9 @@ func (a *attacher) run(cfg Config, formats format.Set) error {
 	if err := spec.Variables[rsprog.VarPageSize].Set(uint32(os.Getpagesize())); err != nil {
 		return fmt.Errorf("set page size: %w", err)
 	}
-	spec.Maps[rsprog.MapSlots].MaxEntries = Slots
-	if err := spec.Variables[rsprog.VarSlotMask].Set(uint32(Slots - 1)); err != nil {
+	slots := cfg.SlotCount()
+	spec.Maps[rsprog.MapSlots].MaxEntries = uint32(slots)
+	if err := spec.Variables[rsprog.VarSlotMask].Set(uint32(slots - 1)); err != nil {
 		return fmt.Errorf("set slot mask: %w", err)
 	}
 	hash := rsprog.Hash()

@@ -92,7 +92,7 @@ func BenchmarkTOAConnections(b *testing.B) {
 	b.ReportMetric(float64(slotBytes), "bytes/tracked-conn-slot")
 	b.ReportMetric(float64(memStorage)-float64(memWithout), "bytes/tracked-conn-storage")
 	fmt.Printf("eBPF TOA: %.0f conns/s without, %.0f with (%+.1f%% time per connection; median of %d adjacent pairs of rounds %+.1f%%, quartiles %+.1f%% and %+.1f%%); memory per tracked connection: a %d-byte slot (%d slots, %.1f MiB preallocated), socket memory %d bytes with a slot, %d with socket storage (slots taken), %d without TOA\n",
-		cpsWithout, cpsWith, overhead, len(pairs), median, pairs[len(pairs)/4], pairs[3*len(pairs)/4], slotBytes, toa.Slots, float64(slotBytes)*toa.Slots/(1<<20), memWith, memStorage, memWithout)
+		cpsWithout, cpsWith, overhead, len(pairs), median, pairs[len(pairs)/4], pairs[3*len(pairs)/4], slotBytes, toa.DefaultSlots, float64(slotBytes)*toa.DefaultSlots/(1<<20), memWith, memStorage, memWithout)
 }
 
 // BenchmarkTOAInterleaved measures the same connections with eBPF TOA

@@ -15,11 +15,14 @@ const (
 	DefaultPinDir = "/sys/fs/bpf/lvs-node/toa"
 	// DefaultRoot is the root of the /proc and /sys trees read.
 	DefaultRoot = "/"
-	// Slots is how many connections' addresses eBPF TOA keeps in its
-	// preallocated array (40 bytes each); a connection whose slot a live
-	// one holds keeps its address in socket storage instead. A power of
-	// two.
-	Slots = 1 << 16
+	// DefaultSlots is how many connections' addresses eBPF TOA keeps in
+	// its preallocated array (40 bytes each) unless configured; a
+	// connection whose slot another holds keeps its address in socket
+	// storage instead.
+	DefaultSlots = 1 << 16
+	// MinSlots and MaxSlots bound Config.Slots (40 KiB to 160 MiB).
+	MinSlots = 1 << 10
+	MaxSlots = 1 << 22
 )
 
 // DefaultKinds are the option kinds read when none are configured: 254
@@ -39,6 +42,27 @@ type Config struct {
 	// Kinds are the option kinds to read (see format.ForKinds); empty
 	// means DefaultKinds.
 	Kinds []uint8
+	// Slots is the size of the preallocated address array, a power of
+	// two from MinSlots to MaxSlots; 0 means DefaultSlots. Changing it
+	// replaces the array: connections open then keep the balancer's
+	// address.
+	Slots int
+}
+
+// SlotCount returns the size of the address array c asks for.
+func (c Config) SlotCount() int {
+	if c.Slots == 0 {
+		return DefaultSlots
+	}
+	return c.Slots
+}
+
+// CheckSlots validates a slot count (0 for the default).
+func CheckSlots(n int) error {
+	if n != 0 && (n < MinSlots || n > MaxSlots || n&(n-1) != 0) {
+		return fmt.Errorf("slots %d: want a power of two from %d to %d (default %d)", n, MinSlots, MaxSlots, DefaultSlots)
+	}
+	return nil
 }
 
 // Formats returns the formats c enables.
@@ -56,6 +80,9 @@ func (c Config) Check() error {
 		return fmt.Errorf("cgroup %q: want an absolute path", c.Cgroup)
 	}
 	if _, err := c.Formats(); err != nil {
+		return err
+	}
+	if err := CheckSlots(c.Slots); err != nil {
 		return err
 	}
 	for _, p := range c.Trusted {

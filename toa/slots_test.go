@@ -37,7 +37,9 @@ func TestSlots(t *testing.T) {
 	if err := lab.Inject(toa.InACK, opt); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := toa.Attach(toa.Config{Cgroup: lab.Server, Trusted: trust}, opts); err != nil {
+	// A configured size, the smallest: filling every slot stays quick.
+	const n = toa.MinSlots
+	if _, err := toa.Attach(toa.Config{Cgroup: lab.Server, Trusted: trust, Slots: n}, opts); err != nil {
 		t.Fatal(err)
 	}
 	slots, err := ebpf.LoadPinnedMap(filepath.Join(env.PinDir, rsprog.MapSlots), nil)
@@ -45,8 +47,8 @@ func TestSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slots.Close()
-	if int(slots.MaxEntries()) != toa.Slots {
-		t.Fatalf("%d slots, want %d", slots.MaxEntries(), toa.Slots)
+	if int(slots.MaxEntries()) != n {
+		t.Fatalf("%d slots, want %d", slots.MaxEntries(), n)
 	}
 	inUse := func() int {
 		t.Helper()
@@ -54,8 +56,8 @@ func TestSlots(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u.Total != toa.Slots {
-			t.Fatalf("ReadSlots total %d, want %d", u.Total, toa.Slots)
+		if u.Total != n {
+			t.Fatalf("ReadSlots total %d, want %d", u.Total, n)
 		}
 		return u.InUse
 	}
@@ -77,7 +79,7 @@ func TestSlots(t *testing.T) {
 			return err
 		}
 		var e rsprog.Slot
-		if err := slots.Lookup(uint32(ck)&uint32(toa.Slots-1), &e); err != nil {
+		if err := slots.Lookup(uint32(ck)&uint32(n-1), &e); err != nil {
 			return err
 		}
 		got := netip.AddrPortFrom(netip.AddrFrom4([4]byte(e.A.Addr[:4])), binary.BigEndian.Uint16(binary.NativeEndian.AppendUint16(nil, e.A.Port)))
@@ -111,8 +113,8 @@ func TestSlots(t *testing.T) {
 	if n := slotTaken(); n != 0 {
 		t.Fatalf("slot_taken %d with the slots free", n)
 	}
-	if m := slotMetrics(t, opts); m["in_use"] != 0 || m["total"] != toa.Slots {
-		t.Fatalf("lvs_node_toa_slots %v, want in_use 0, total %d", m, toa.Slots)
+	if m := slotMetrics(t, opts); m["in_use"] != 0 || m["total"] != n {
+		t.Fatalf("lvs_node_toa_slots %v, want in_use 0, total %d", m, n)
 	}
 
 	// Every slot held by another socket, with another address: socket
@@ -134,11 +136,27 @@ func TestSlots(t *testing.T) {
 	if n := slotTaken(); n != 101 {
 		t.Fatalf("slot_taken %d after 101 connections found their slot taken", n)
 	}
-	if n := inUse(); n != toa.Slots {
-		t.Fatalf("%d slots in use, want all %d still held", n, toa.Slots)
+	if n := inUse(); n != n {
+		t.Fatalf("%d slots in use, want all %d still held", n, n)
 	}
-	if m := slotMetrics(t, opts); m["in_use"] != toa.Slots {
-		t.Fatalf("lvs_node_toa_slots %v, want in_use %d", m, toa.Slots)
+	if m := slotMetrics(t, opts); m["in_use"] != n {
+		t.Fatalf("lvs_node_toa_slots %v, want in_use %d", m, n)
+	}
+
+	// Another size replaces the array (an empty one), and connections
+	// use slots again.
+	ch, err := toa.Attach(toa.Config{Cgroup: lab.Server, Trusted: trust, Slots: 2 * n}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := toa.ReadSlots(opts); err != nil || u.Total != 2*n || u.InUse != 0 {
+		t.Fatalf("after attach with %d slots (%v): %+v, %v", 2*n, ch, u, err)
+	}
+	if _, _, rev, err := lab.Churn(conn, 100, client); err != nil || rev != 100 {
+		t.Fatalf("churn with the new slots: %d of 100 revealed, %v", rev, err)
+	}
+	if got := slotTaken(); got != 101 {
+		t.Fatalf("slot_taken %d after the resize, want still 101", got)
 	}
 }
 
@@ -166,8 +184,8 @@ func slotMetrics(t *testing.T, opts toa.Options) map[string]float64 {
 // fill writes e into every slot.
 func fill(t testing.TB, m *ebpf.Map, e rsprog.Slot) {
 	t.Helper()
-	keys := make([]uint32, toa.Slots)
-	vals := make([]rsprog.Slot, toa.Slots)
+	keys := make([]uint32, m.MaxEntries())
+	vals := make([]rsprog.Slot, len(keys))
 	for i := range keys {
 		keys[i], vals[i] = uint32(i), e
 	}

@@ -48,6 +48,7 @@ func newToaAttachCmd(opts *toa.Options) *cobra.Command {
 	var cfgPath, cgroup string
 	var trusted []string
 	var kinds []int
+	var slots int
 	cmd := &cobra.Command{
 		Use:   "attach",
 		Short: "Attach (or update) eBPF TOA",
@@ -75,7 +76,10 @@ A loaded TOA kernel module makes attach refuse (both would rewrite) unless
 				}
 				cfg, opts.Force = t.Config, opts.Force || t.Force
 			} else {
-				cfg.Cgroup = cgroup
+				cfg.Cgroup, cfg.Slots = cgroup, slots
+				if err := toa.CheckSlots(slots); err != nil {
+					return fmt.Errorf("--slots: %w", err)
+				}
 				for _, s := range trusted {
 					p, err := netip.ParsePrefix(s)
 					if err != nil {
@@ -106,6 +110,7 @@ A loaded TOA kernel module makes attach refuse (both would rewrite) unless
 	cmd.Flags().StringVar(&cgroup, "cgroup", "", "cgroup v2 directory (default: the root of the unified hierarchy)")
 	cmd.Flags().StringSliceVar(&trusted, "trusted", nil, "balancer source prefixes to trust (repeat or comma-separate)")
 	cmd.Flags().IntSliceVar(&kinds, "kinds", nil, "option kinds to read: 254, 253, 200, 28 (default 254,253)")
+	cmd.Flags().IntVar(&slots, "slots", 0, fmt.Sprintf("size of the preallocated address array, a power of two (default %d)", toa.DefaultSlots))
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "attach although a TOA kernel module is loaded")
 	return cmd
 }

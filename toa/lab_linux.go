@@ -349,13 +349,16 @@ func (l *Lab) Connect(c Conn) (*Seen, error) {
 		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 	}
-	if err := unix.Connect(cfd, sockaddr(dst)); err != nil {
+	if err := connectBlocking(cfd, sockaddr(dst)); err != nil {
 		return nil, fmt.Errorf("connect %s: %w", dst, err)
 	}
 	if sa, err := unix.Getsockname(cfd); err == nil {
 		seen.Balancer = addrPort(sa)
 	}
 	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+	for err == unix.EINTR {
+		nfd, sa, err = unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("accept: %w", err)
 	}
@@ -385,11 +388,19 @@ func (l *Lab) Connect(c Conn) (*Seen, error) {
 		}
 	}
 	if c.Data {
-		if _, err := unix.Write(cfd, []byte("toa")); err != nil {
+		_, err := unix.Write(cfd, []byte("toa"))
+		for err == unix.EINTR {
+			_, err = unix.Write(cfd, []byte("toa"))
+		}
+		if err != nil {
 			return nil, fmt.Errorf("send: %w", err)
 		}
 		buf := make([]byte, 16)
-		if _, err := unix.Read(nfd, buf); err != nil {
+		_, err = unix.Read(nfd, buf)
+		for err == unix.EINTR {
+			_, err = unix.Read(nfd, buf)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("receive: %w", err)
 		}
 		if sa, err := unix.Getpeername(nfd); err == nil {
@@ -586,7 +597,7 @@ func connectOnce(fam int, src, to unix.Sockaddr, lfd int, inspect func(nfd int))
 	if err := unix.Bind(cfd, src); err != nil {
 		return netip.AddrPort{}, fmt.Errorf("bind: %w", err)
 	}
-	if err := unix.Connect(cfd, to); err != nil {
+	if err := connectBlocking(cfd, to); err != nil {
 		return netip.AddrPort{}, fmt.Errorf("connect: %w", err)
 	}
 	nfd, peer, err := rawAccept(lfd)
@@ -611,10 +622,47 @@ func rawAccept(lfd int) (int, netip.AddrPort, error) {
 	l := uint32(unix.SizeofSockaddrAny)
 	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)),
 		unix.SOCK_CLOEXEC, 0, 0)
+	for e == unix.EINTR {
+		l = uint32(unix.SizeofSockaddrAny)
+		fd, _, e = unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)),
+			unix.SOCK_CLOEXEC, 0, 0)
+	}
 	if e != 0 {
 		return -1, netip.AddrPort{}, e
 	}
 	return int(fd), rawAddrPort(&rsa), nil
+}
+
+// connectBlocking is connect(2) on a blocking socket that a signal (the
+// Go runtime's preemption) may interrupt: the connection goes on after
+// EINTR, so it waits for the socket to be writable (bounded by the
+// socket's send timeout, or labTimeout) and returns the connection's
+// result.
+func connectBlocking(fd int, to unix.Sockaddr) error {
+	err := unix.Connect(fd, to)
+	if err != unix.EINTR {
+		return err
+	}
+	deadline := time.Now().Add(labTimeout)
+	for {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, int(time.Until(deadline).Milliseconds()))
+		if err == unix.EINTR && time.Now().Before(deadline) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return unix.ETIMEDOUT
+		}
+		if serr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil {
+			return err
+		} else if serr != 0 {
+			return unix.Errno(serr)
+		}
+		return nil
+	}
 }
 
 // rawGetpeername is getpeername(2) without x/sys/unix's getsockopt (see

@@ -133,11 +133,11 @@ func TestSlots(t *testing.T) {
 	if _, _, rev, err := lab.Churn(conn, 100, client); err != nil || rev != 100 {
 		t.Fatalf("churn with every slot taken: %d of 100 revealed, %v", rev, err)
 	}
-	if n := slotTaken(); n != 101 {
-		t.Fatalf("slot_taken %d after 101 connections found their slot taken", n)
+	if got := slotTaken(); got != 101 {
+		t.Fatalf("slot_taken %d after 101 connections found their slot taken", got)
 	}
-	if n := inUse(); n != n {
-		t.Fatalf("%d slots in use, want all %d still held", n, n)
+	if got := inUse(); got != n {
+		t.Fatalf("%d slots in use, want all %d still held", got, n)
 	}
 	if m := slotMetrics(t, opts); m["in_use"] != n {
 		t.Fatalf("lvs_node_toa_slots %v, want in_use %d", m, n)

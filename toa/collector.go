@@ -34,8 +34,8 @@ func NewCollector(opts Options) *Collector {
 			"Counters of a loaded TOA kernel module, from its /proc/net statistics file.",
 			[]string{"module", "event"}, nil),
 		slots: prometheus.NewDesc("lvs_node_toa_slots",
-			"eBPF TOA's preallocated address slots: in_use hold an open connection's address, of total.",
-			[]string{"state"}, nil),
+			"Size of eBPF TOA's preallocated address array (the slot_taken event counts connections that found their slot held).",
+			nil, nil),
 		success: prometheus.NewDesc("lvs_node_toa_scrape_success",
 			"Whether the TOA counters could be read (1) or not (0).", nil, nil),
 	}
@@ -58,9 +58,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, ctr := range t.Counters {
 			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(ctr.Total()), ctr.Name)
 		}
-		if u, err := ReadSlots(c.opts); err == nil {
-			ch <- prometheus.MustNewConstMetric(c.slots, prometheus.GaugeValue, float64(u.InUse), "in_use")
-			ch <- prometheus.MustNewConstMetric(c.slots, prometheus.GaugeValue, float64(u.Total), "total")
+		// The size only: counting the slots in use reads the whole
+		// array (up to 160 MiB), which toa status does on demand.
+		if n, err := SlotTotal(c.opts); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.slots, prometheus.GaugeValue, float64(n))
 		} else if !errors.Is(err, ErrNotAttached) {
 			ok = 0
 		}

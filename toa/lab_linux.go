@@ -635,9 +635,8 @@ func rawAccept(lfd int) (int, netip.AddrPort, error) {
 
 // connectBlocking is connect(2) on a blocking socket that a signal (the
 // Go runtime's preemption) may interrupt: the connection goes on after
-// EINTR, so it waits for the socket to be writable (bounded by the
-// socket's send timeout, or labTimeout) and returns the connection's
-// result.
+// EINTR, so it waits (up to labTimeout) for the socket to be writable
+// and returns the connection's result.
 func connectBlocking(fd int, to unix.Sockaddr) error {
 	err := unix.Connect(fd, to)
 	if err != unix.EINTR {

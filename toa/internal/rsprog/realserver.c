@@ -209,8 +209,7 @@ static __always_inline struct toa_slot_entry *slot_of(__u64 cookie)
 }
 
 /* store gives the socket its address: in its slot when that is free (or
- * its own), else in socket storage, created with the address in one call.
- * It returns whether the address was kept. */
+ * its own), else in socket storage, created with the address in one call. */
 static __always_inline void store(struct bpf_sock_ops *skops,
 				  struct toa_addr *a)
 {
@@ -336,10 +335,10 @@ int toa_sockops(struct bpf_sock_ops *skops)
 
 /*
  * lookup copies the socket's address into out: from its slot, else from
- * socket storage. The getpeername hooks run under the socket lock
- * (inet_getname, inet6_getname), so the socket cannot reach TCP_CLOSE and
- * give its slot back meanwhile, and no other socket writes a slot this one
- * holds: a slot with this socket's cookie is read without its lock.
+ * socket storage. The getpeername hooks run in a system call that holds a
+ * reference to the socket's file, so toa_release cannot give the slot
+ * back meanwhile, and no other socket writes a slot this one holds: a
+ * slot with this socket's cookie is read without its lock.
  */
 static __always_inline int lookup(struct bpf_sock_addr *ctx,
 				  struct toa_addr *out)
